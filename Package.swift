@@ -1,0 +1,47 @@
+// swift-tools-version:6.1
+import PackageDescription
+
+// Numeric targets are compiled with optimisation even in debug/test builds:
+// unoptimised Swift kernels are 10–100× slower and would make the parity tests crawl.
+let optimised: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+
+let package = Package(
+    name: "atp",
+    platforms: [.macOS(.v14)],
+    products: [
+        .executable(name: "atp", targets: ["atp"]),
+        .library(name: "ATPEngine", targets: ["Tensor", "ModelIO", "Models", "Gate", "Media", "Pipeline"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
+        .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
+        .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+    ],
+    targets: [
+        .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
+                       providers: [.apt(["libopenblas-dev"])]),
+        .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
+                       providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavdevice-dev"])]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS"], swiftSettings: optimised),
+        .target(name: "ModelIO", dependencies: ["Tensor"], swiftSettings: optimised),
+        .target(name: "Models", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimised),
+        .target(name: "Gate", swiftSettings: optimised),
+        .target(name: "Media", dependencies: ["CFFmpeg"], swiftSettings: optimised),
+        .target(name: "Pipeline", dependencies: [
+            "Media", "Models", "Gate",
+            .product(name: "Yams", package: "Yams"),
+            .product(name: "Histogram", package: "hdrhistogram-swift"),
+        ]),
+        .executableTarget(name: "atp", dependencies: [
+            "Tensor", "ModelIO", "Models", "Gate", "Media", "Pipeline",
+            .product(name: "ArgumentParser", package: "swift-argument-parser"),
+        ]),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimised),
+        .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensor"], swiftSettings: optimised),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "Tensor", "Gate", "Media"], swiftSettings: optimised),
+        .testTarget(name: "GateTests", dependencies: ["Gate"], swiftSettings: optimised),
+        .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Media", "Gate"]),
+        .testTarget(name: "CLITests", dependencies: ["atp"]),
+    ]
+)
