@@ -1,0 +1,113 @@
+import XCTest
+import Foundation
+@testable import Tensor
+
+/// Kernels against naive Double-precision oracles, over shapes that include the SIMD tails.
+final class KernelTests: XCTestCase {
+    struct LCG { var s: UInt64; mutating func next() -> Float { s = s &* 6364136223846793005 &+ 1442695040888963407; return Float(Int64(bitPattern: s >> 11) % 2_000_001) / 1_000_000 - 1 } }
+
+    func randomTensor(_ shape: [Int], seed: UInt64, scale: Float = 1) -> Tensor {
+        var g = LCG(s: seed)
+        return Tensor(shape: shape, data: (0..<shape.reduce(1, *)).map { _ in g.next() * scale })
+    }
+
+    func testExpAndErfAccuracy() {
+        var xs: [Float] = []
+        var x: Float = -87
+        while x < 88 { xs.append(x); x += 0.0137 }
+        var buf = xs
+        buf.withUnsafeMutableBufferPointer { mapInPlace($0.baseAddress!, count: $0.count) { vexp($0) } }
+        for (i, v) in xs.enumerated() {
+            let ref = Foundation.exp(Double(v))
+            XCTAssertEqual(Double(buf[i]), ref, accuracy: ref * 3e-7, "exp(\(v))")
+        }
+        var e = xs.map { $0 / 10 }
+        let e0 = e
+        e.withUnsafeMutableBufferPointer { mapInPlace($0.baseAddress!, count: $0.count) { verf($0) } }
+        for (i, v) in e0.enumerated() { XCTAssertEqual(Double(e[i]), Foundation.erf(Double(v)), accuracy: 4e-7, "erf(\(v))") }
+    }
+
+    func testActivationsMatchDefinitions() {
+        let t = randomTensor([7, 37], seed: 3, scale: 6)
+        let defs: [(Activation, (Double) -> Double)] = [
+            (.gelu, { 0.5 * $0 * (1 + Foundation.erf($0 / 2.0.squareRoot())) }),
+            (.quickGelu, { $0 / (1 + Foundation.exp(-1.702 * $0)) }),
+            (.geluTanh, { 0.5 * $0 * (1 + Foundation.tanh((2 / Double.pi).squareRoot() * ($0 + 0.044715 * $0 * $0 * $0))) }),
+            (.silu, { $0 / (1 + Foundation.exp(-$0)) }),
+            (.relu, { max(0, $0) }),
+        ]
+        for (act, f) in defs {
+            var y = t
+            activate(&y, act)
+            for i in 0..<t.count {
+                XCTAssertEqual(Double(y.data[i]), f(Double(t.data[i])), accuracy: 2e-6, "\(act) at \(t.data[i])")
+            }
+        }
+    }
+
+    func testLinearAgainstNaive() {
+        for (t, i, o) in [(1, 1, 1), (3, 5, 7), (17, 33, 19)] {
+            let x = randomTensor([t, i], seed: 1), w = randomTensor([o, i], seed: 2), b = randomTensor([o], seed: 3)
+            let y = linear(x, weight: w, bias: b)
+            XCTAssertEqual(y.shape, [t, o])
+            for r in 0..<t { for c in 0..<o {
+                var s = Double(b.data[c])
+                for k in 0..<i { s += Double(x.data[r * i + k]) * Double(w.data[c * i + k]) }
+                XCTAssertEqual(Double(y.data[r * o + c]), s, accuracy: 1e-5)
+            }}
+        }
+    }
+
+    func testLayerNormAndRMSNorm() {
+        let x = randomTensor([5, 23], seed: 9, scale: 3), g = randomTensor([23], seed: 10), b = randomTensor([23], seed: 11)
+        var y = x
+        layerNorm(&y, weight: g, bias: b, eps: 1e-5)
+        var z = x
+        rmsNorm(&z, weight: g, eps: 1e-6)
+        for r in 0..<5 {
+            let row = x.row(r).map(Double.init)
+            let mean = row.reduce(0, +) / 23
+            let v = row.map { ($0 - mean) * ($0 - mean) }.reduce(0, +) / 23
+            let ms = row.map { $0 * $0 }.reduce(0, +) / 23
+            for j in 0..<23 {
+                XCTAssertEqual(Double(y.data[r * 23 + j]), (row[j] - mean) / (v + 1e-5).squareRoot() * Double(g.data[j]) + Double(b.data[j]), accuracy: 1e-5)
+                XCTAssertEqual(Double(z.data[r * 23 + j]), row[j] / (ms + 1e-6).squareRoot() * Double(g.data[j]), accuracy: 1e-5)
+            }
+        }
+    }
+
+    /// Attention (grouped-query, causal with offset, mean probabilities) against a naive loop.
+    func testAttentionAgainstNaive() {
+        for (tq, tk, heads, kvHeads, hd, causal) in [(5, 5, 3, 3, 7, false), (4, 9, 4, 2, 5, true), (1, 6, 6, 1, 3, true), (19, 19, 2, 2, 16, false)] {
+            let q = randomTensor([tq, heads * hd], seed: 21, scale: 2)
+            let k = randomTensor([tk, kvHeads * hd], seed: 22, scale: 2)
+            let v = randomTensor([tk, kvHeads * hd], seed: 23)
+            let off = tk - tq
+            let a = attention(q: q, k: k, v: v, heads: heads, kvHeads: kvHeads, headDim: hd,
+                              causalOffset: causal ? off : nil, returnMeanProbs: true)
+            var meanRef = [Double](repeating: 0, count: tq * tk)
+            for h in 0..<heads {
+                let kh = h / (heads / kvHeads)
+                for i in 0..<tq {
+                    let valid = causal ? off + i + 1 : tk
+                    var s = [Double](repeating: -.infinity, count: tk)
+                    for j in 0..<valid {
+                        var d = 0.0
+                        for c in 0..<hd { d += Double(q.data[i * heads * hd + h * hd + c]) * Double(k.data[j * kvHeads * hd + kh * hd + c]) }
+                        s[j] = d / Double(hd).squareRoot()
+                    }
+                    let m = s.max()!
+                    let e = s.map { $0 == -.infinity ? 0 : Foundation.exp($0 - m) }
+                    let z = e.reduce(0, +)
+                    for j in 0..<tk { meanRef[i * tk + j] += e[j] / z / Double(heads) }
+                    for c in 0..<hd {
+                        var o = 0.0
+                        for j in 0..<tk { o += e[j] / z * Double(v.data[j * kvHeads * hd + kh * hd + c]) }
+                        XCTAssertEqual(Double(a.output.data[i * heads * hd + h * hd + c]), o, accuracy: 1e-5)
+                    }
+                }
+            }
+            for i in 0..<(tq * tk) { XCTAssertEqual(Double(a.meanProbs!.data[i]), meanRef[i], accuracy: 1e-6) }
+        }
+    }
+}
