@@ -1,0 +1,192 @@
+// A thread-safe bounded FIFO edge with a back-pressure policy, blocking pop and close.
+import Foundation
+
+/// The result of one ``BoundedQueue/push(_:)``.
+public struct PushOutcome<Element: Sendable>: Sendable {
+    /// Whether the pushed item is now in the queue.
+    public var enqueued: Bool
+    /// Items that left the queue without being popped because of this push, oldest first: queued
+    /// items evicted to make room, or the pushed item itself when it was refused.
+    public var dropped: [Element]
+    /// The reason for `dropped` (nil when nothing was dropped).
+    public var dropReason: DropReason?
+    /// Whether the push found the queue closed (the item is then in neither `dropped` nor the queue).
+    public var closed: Bool
+}
+
+/// Counters of one edge, read atomically.
+public struct QueueStats: Sendable, Equatable {
+    /// The most items the edge holds.
+    public var capacity: Int
+    /// The edge's policy.
+    public var policy: OverflowPolicy
+    /// Items queued now.
+    public var depth: Int
+    /// The largest depth seen after any push (≤ capacity).
+    public var highWater: Int
+    /// Items accepted by `push`.
+    public var pushed: Int
+    /// Items handed out by `pop`.
+    public var popped: Int
+    /// Items evicted or refused, by reason.
+    public var drops: [DropReason: Int]
+    /// Pushes that had to wait for room (`block`).
+    public var waits: Int
+    /// Whether ``BoundedQueue/close()`` was called.
+    public var closed: Bool
+
+    /// All drops, whatever the reason.
+    public var totalDrops: Int { drops.values.reduce(0, +) }
+}
+
+/// A bounded, thread-safe FIFO queue: the edge between two stages.
+///
+/// `push` follows the queue's ``OverflowPolicy`` (see its guarantees); `pop` blocks until an item
+/// is available or the queue is closed and empty. Closing wakes every waiter: later pushes are
+/// refused (`closed`), pops drain what is left and then return `nil`.
+///
+/// - Complexity: `push` and `pop` are O(capacity) at worst (array head removal); capacities are small.
+public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
+    // Everything below is guarded by `condition`.
+    private let condition = NSCondition()
+    private var items: [Element] = []
+    private var backPressure: BackPressure
+    private var isClosed = false
+    private var highWater = 0
+    private var pushed = 0
+    private var popped = 0
+    private var closedDrops = 0
+
+    /// A name for messages (the consuming stage's name in a graph).
+    public let name: String
+
+    /// Creates an empty queue.
+    /// - Parameters:
+    ///   - capacity: the most items held; must be ≥ 1.
+    ///   - policy: what a push into a full queue does.
+    ///   - name: a name for messages.
+    /// - Throws: ``PipelineError/invalidCapacity(_:edge:)`` when `capacity < 1`.
+    public init(capacity: Int, policy: OverflowPolicy, name: String = "queue") throws {
+        backPressure = try BackPressure(policy: policy, capacity: capacity, edge: name)
+        self.name = name
+        items.reserveCapacity(capacity)
+    }
+
+    /// The most items the queue holds.
+    public var capacity: Int { backPressure.capacity }
+    /// The queue's policy.
+    public var policy: OverflowPolicy { backPressure.policy }
+
+    /// Items queued now.
+    public var depth: Int { condition.withLock { items.count } }
+
+    /// Whether the queue has been closed.
+    public var closed: Bool { condition.withLock { isClosed } }
+
+    /// A consistent snapshot of the queue's counters.
+    public var stats: QueueStats {
+        condition.withLock {
+            var drops = backPressure.drops
+            if closedDrops > 0 { drops[.closed, default: 0] += closedDrops }
+            return QueueStats(capacity: backPressure.capacity, policy: backPressure.policy,
+                              depth: items.count, highWater: highWater, pushed: pushed, popped: popped,
+                              drops: drops, waits: backPressure.waits, closed: isClosed)
+        }
+    }
+
+    /// Pushes an item according to the policy. With `block` this waits while the queue is full.
+    /// - Parameter element: the item.
+    /// - Returns: what happened to it and to any item it displaced.
+    @discardableResult
+    public func push(_ element: Element) -> PushOutcome<Element> {
+        condition.lock()
+        defer { condition.unlock() }
+        while true {
+            if isClosed {
+                return PushOutcome(enqueued: false, dropped: [], dropReason: nil, closed: true)
+            }
+            switch backPressure.decide(depth: items.count) {
+            case .enqueue:
+                return append(element, dropped: [], reason: nil)
+            case .dropOldestThenEnqueue:
+                let evicted = items.removeFirst()
+                return append(element, dropped: [evicted], reason: .dropOldest)
+            case .replaceAll:
+                let evicted = items
+                items.removeAll(keepingCapacity: true)
+                return append(element, dropped: evicted, reason: .latest)
+            case .dropIncoming:
+                return PushOutcome(enqueued: false, dropped: [element], dropReason: .dropNewest, closed: false)
+            case .wait:
+                condition.wait()
+            }
+        }
+    }
+
+    // Caller holds the lock.
+    private func append(_ element: Element, dropped: [Element], reason: DropReason?) -> PushOutcome<Element> {
+        items.append(element)
+        pushed += 1
+        highWater = max(highWater, items.count)
+        condition.broadcast()
+        return PushOutcome(enqueued: true, dropped: dropped, dropReason: reason, closed: false)
+    }
+
+    /// Takes the oldest item, waiting while the queue is empty and open.
+    /// - Returns: the item, or `nil` once the queue is closed and empty.
+    public func pop() -> Element? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !isClosed { condition.wait() }
+        return takeFirst()
+    }
+
+    /// Takes the oldest item without waiting.
+    /// - Returns: the item, or `nil` when the queue is empty.
+    public func tryPop() -> Element? {
+        condition.withLock { takeFirst() }
+    }
+
+    /// Takes the oldest item, waiting at most until `deadline`.
+    /// - Parameter deadline: the latest wall time to wait until.
+    /// - Returns: the item, or `nil` when the queue stayed empty or is closed and empty.
+    public func pop(waitingUntil deadline: Date) -> Element? {
+        condition.lock()
+        defer { condition.unlock() }
+        while items.isEmpty && !isClosed {
+            if !condition.wait(until: deadline) { break }
+        }
+        return takeFirst()
+    }
+
+    // Caller holds the lock.
+    private func takeFirst() -> Element? {
+        guard !items.isEmpty else { return nil }
+        popped += 1
+        let first = items.removeFirst()
+        condition.broadcast()  // wakes a producer blocked on a full `block` queue
+        return first
+    }
+
+    /// Closes the queue: waiters wake, later pushes are refused, pops drain what is left.
+    public func close() {
+        condition.withLock {
+            isClosed = true
+            condition.broadcast()
+        }
+    }
+
+    /// Closes the queue and removes everything still in it, counting those items as `closed` drops.
+    /// - Returns: the removed items, oldest first.
+    @discardableResult
+    public func closeAndDiscard() -> [Element] {
+        condition.withLock {
+            isClosed = true
+            let rest = items
+            items.removeAll()
+            closedDrops += rest.count
+            condition.broadcast()
+            return rest
+        }
+    }
+}

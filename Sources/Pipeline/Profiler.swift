@@ -1,0 +1,232 @@
+// Per-stage latency histograms, drops, overruns and end-to-end latency; the `--profile-json` report.
+import Foundation
+import Histogram
+
+/// The `--profile-json` document of DESIGN.md:
+/// `{"stages":{"<stage>":{"count","p50_ms","p95_ms","p99_ms","max_ms","drops","overruns"}},
+///   "e2e":{"p50_ms","p95_ms","p99_ms"},"frames_in","answers"}`.
+public struct ProfileReport: Codable, Sendable, Equatable {
+    /// One stage's summary.
+    public struct StageSummary: Codable, Sendable, Equatable {
+        /// Items processed.
+        public var count: Int
+        /// Latency percentiles and maximum, in milliseconds (0 when nothing was processed).
+        public var p50Ms, p95Ms, p99Ms, maxMs: Double
+        /// Items dropped at or by this stage (all reasons).
+        public var drops: Int
+        /// Items that overran the stage's budget.
+        public var overruns: Int
+
+        enum CodingKeys: String, CodingKey {
+            case count, drops, overruns
+            case p50Ms = "p50_ms", p95Ms = "p95_ms", p99Ms = "p99_ms", maxMs = "max_ms"
+        }
+    }
+
+    /// End-to-end latency percentiles (admission into the graph to the sink), in milliseconds.
+    public struct Latency: Codable, Sendable, Equatable {
+        public var p50Ms, p95Ms, p99Ms: Double
+
+        enum CodingKeys: String, CodingKey {
+            case p50Ms = "p50_ms", p95Ms = "p95_ms", p99Ms = "p99_ms"
+        }
+    }
+
+    /// Per-stage summaries keyed by stage name.
+    public var stages: [String: StageSummary]
+    /// End-to-end latency.
+    public var e2e: Latency
+    /// Items submitted to the graph.
+    public var framesIn: Int
+    /// Items that reached the sink.
+    public var answers: Int
+
+    enum CodingKeys: String, CodingKey {
+        case stages, e2e, answers
+        case framesIn = "frames_in"
+    }
+
+    /// The report as JSON with sorted keys.
+    /// - Parameter pretty: indent the output.
+    public func jsonData(pretty: Bool = false) throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = pretty ? [.sortedKeys, .prettyPrinted] : [.sortedKeys]
+        return try encoder.encode(self)
+    }
+}
+
+/// Everything the profiler knows about one stage, including what the JSON report leaves out.
+public struct StageProfile: Sendable {
+    /// The stage's name.
+    public var name: String
+    /// Items processed.
+    public var count: Int
+    /// Latency percentiles and maximum in milliseconds.
+    public var p50Ms, p95Ms, p99Ms, maxMs: Double
+    /// Drops by reason.
+    public var drops: [DropReason: Int]
+    /// Budget overruns.
+    public var overruns: Int
+    /// The budget in milliseconds, if any.
+    public var budgetMs: Double?
+    /// The stage's input queue, if the profiler was given one.
+    public var queue: QueueStats?
+    /// Whether this is a sink rather than a stage.
+    public var isSink: Bool
+
+    /// All drops.
+    public var totalDrops: Int { drops.values.reduce(0, +) }
+}
+
+/// Collects timings of a running graph. Thread-safe; stages record from their own threads.
+///
+/// Latencies are recorded in microseconds into `Histogram<UInt64>` (3 significant digits, so
+/// percentiles are within 0.1 %); `max_ms` is the exact maximum.
+public final class Profiler: @unchecked Sendable {
+    private struct StageData {
+        var histogram = Profiler.makeHistogram()
+        var count = 0
+        var maxMs = 0.0
+        var drops: [DropReason: Int] = [:]
+        var overruns = 0
+        var budgetMs: Double?
+        var queue: (@Sendable () -> QueueStats)?
+        var isSink = false
+    }
+
+    private let lock = NSLock()
+    private var order: [String] = []
+    private var stages: [String: StageData] = [:]
+    private var e2e = Profiler.makeHistogram()
+    private var framesIn = 0
+    private var answers = 0
+
+    /// Creates an empty profiler.
+    public init() {}
+
+    private static func makeHistogram() -> Histogram<UInt64> {
+        // 1 µs … 1 hour.
+        Histogram<UInt64>(lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: .three)
+    }
+
+    /// Declares a stage so that it appears in reports (in declaration order) even before it runs.
+    /// - Parameters:
+    ///   - name: the stage's name.
+    ///   - budgetMs: its budget, for the table.
+    ///   - queue: a reader of its input queue's counters.
+    public func register(stage name: String, budgetMs: Double? = nil, queue: (@Sendable () -> QueueStats)? = nil) {
+        lock.withLock {
+            if stages[name] == nil { order.append(name); stages[name] = StageData() }
+            stages[name]!.budgetMs = budgetMs
+            stages[name]!.queue = queue
+        }
+    }
+
+    /// Declares a sink: its drops and queue appear in the table and in ``stageProfiles()``, but
+    /// not among the report's `stages`.
+    public func register(sink name: String, queue: (@Sendable () -> QueueStats)? = nil) {
+        lock.withLock {
+            if stages[name] == nil { order.append(name); stages[name] = StageData() }
+            stages[name]!.queue = queue
+            stages[name]!.isSink = true
+        }
+    }
+
+    private func withStage(_ name: String, _ body: (inout StageData) -> Void) {
+        lock.withLock {
+            if stages[name] == nil { order.append(name); stages[name] = StageData() }
+            body(&stages[name]!)
+        }
+    }
+
+    /// Records one processed item of a stage.
+    /// - Parameters:
+    ///   - stage: the stage's name.
+    ///   - ms: how long `process` took, in milliseconds.
+    public func record(stage: String, ms: Double) {
+        let us = UInt64(max(0, (ms * 1000).rounded()))
+        withStage(stage) {
+            $0.histogram.record(min(us, 3_600_000_000))
+            $0.count += 1
+            $0.maxMs = max($0.maxMs, ms)
+        }
+    }
+
+    /// Counts items dropped at a stage.
+    public func recordDrop(stage: String, reason: DropReason, count: Int = 1) {
+        guard count > 0 else { return }
+        withStage(stage) { $0.drops[reason, default: 0] += count }
+    }
+
+    /// Counts one budget overrun of a stage.
+    public func recordOverrun(stage: String) {
+        withStage(stage) { $0.overruns += 1 }
+    }
+
+    /// Counts one item admitted into the graph.
+    public func recordFrameIn() { lock.withLock { framesIn += 1 } }
+
+    /// Records one answer (an item that reached the sink) and its end-to-end latency.
+    public func recordAnswer(e2eMs: Double) {
+        let us = UInt64(max(0, (e2eMs * 1000).rounded()))
+        lock.withLock {
+            answers += 1
+            e2e.record(min(us, 3_600_000_000))
+        }
+    }
+
+    private static func ms(_ h: Histogram<UInt64>, _ p: Double) -> Double {
+        h.totalCount == 0 ? 0 : roundedMs(Double(h.valueAtPercentile(p)) / 1000)
+    }
+
+    /// Per-stage details (sinks included, flagged), in declaration order.
+    public func stageProfiles() -> [StageProfile] {
+        let snapshot: [(String, StageData)] = lock.withLock { order.map { ($0, stages[$0]!) } }
+        return snapshot.map { name, d in
+            StageProfile(name: name, count: d.count, p50Ms: Self.ms(d.histogram, 50), p95Ms: Self.ms(d.histogram, 95),
+                         p99Ms: Self.ms(d.histogram, 99), maxMs: roundedMs(d.maxMs), drops: d.drops,
+                         overruns: d.overruns, budgetMs: d.budgetMs, queue: d.queue?(), isSink: d.isSink)
+        }
+    }
+
+    /// The `--profile-json` report.
+    public func report() -> ProfileReport {
+        let profiles = stageProfiles()
+        let (h, frames, answered) = lock.withLock { (e2e, framesIn, answers) }
+        var summaries: [String: ProfileReport.StageSummary] = [:]
+        for p in profiles where !p.isSink {
+            summaries[p.name] = .init(count: p.count, p50Ms: p.p50Ms, p95Ms: p.p95Ms, p99Ms: p.p99Ms,
+                                      maxMs: p.maxMs, drops: p.totalDrops, overruns: p.overruns)
+        }
+        return ProfileReport(stages: summaries,
+                             e2e: .init(p50Ms: Self.ms(h, 50), p95Ms: Self.ms(h, 95), p99Ms: Self.ms(h, 99)),
+                             framesIn: frames, answers: answered)
+    }
+
+    /// A human-readable table of the profile, for stderr.
+    public func renderTable() -> String {
+        let profiles = stageProfiles()
+        let r = report()
+        let header = ["stage", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "budget", "overruns", "drops", "queue"]
+        var rows: [[String]] = [header]
+        func f(_ x: Double) -> String { String(format: "%.2f", x) }
+        for p in profiles {
+            let drops = p.drops.isEmpty ? "0"
+                : p.drops.sorted { $0.key < $1.key }.map { "\($0.key.rawValue):\($0.value)" }.joined(separator: " ")
+            let queue = p.queue.map { "\($0.depth)/\($0.capacity) hw \($0.highWater) \($0.policy.rawValue)" } ?? "-"
+            rows.append([p.isSink ? "(\(p.name))" : p.name, "\(p.count)", f(p.p50Ms), f(p.p95Ms), f(p.p99Ms), f(p.maxMs),
+                         p.budgetMs.map { f($0) } ?? "-", "\(p.overruns)", drops, queue])
+        }
+        rows.append(["e2e", "\(r.answers)", f(r.e2e.p50Ms), f(r.e2e.p95Ms), f(r.e2e.p99Ms), "", "", "", "", ""])
+        var widths = [Int](repeating: 0, count: header.count)
+        for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
+        var out = rows.map { row in
+            row.enumerated().map { i, cell in
+                let pad = String(repeating: " ", count: widths[i] - cell.count)
+                return i == 0 || i >= 8 ? cell + pad : pad + cell
+            }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
+        }
+        out.append("frames_in \(r.framesIn), answers \(r.answers)")
+        return out.joined(separator: "\n") + "\n"
+    }
+}

@@ -1,0 +1,207 @@
+import Dispatch
+import Foundation
+import XCTest
+@testable import Pipeline
+
+/// A synthetic video frame.
+struct Frame: Sendable {
+    let seq: Int
+}
+
+/// A stage that sleeps for a fixed real time and checks the executor discipline.
+final class SleepStage<T: Sendable>: Stage, @unchecked Sendable {
+    typealias Input = T
+    typealias Output = T
+    let name: String
+    let seconds: Double
+    let onProcess: (@Sendable (T) -> Void)?
+    let overlap: OverlapProbe?
+
+    init(name: String, ms: Double, overlap: OverlapProbe? = nil, onProcess: (@Sendable (T) -> Void)? = nil) {
+        self.name = name
+        seconds = ms / 1000
+        self.overlap = overlap
+        self.onProcess = onProcess
+    }
+
+    func process(_ input: T) throws -> [T] {
+        overlap?.enter()
+        defer { overlap?.leave() }
+        onProcess?(input)
+        if seconds > 0 { Thread.sleep(forTimeInterval: seconds) }
+        return [input]
+    }
+}
+
+/// Counts how many stages run at once.
+final class OverlapProbe: @unchecked Sendable {
+    private let lock = NSLock()
+    private var active = 0
+    private(set) var maxActive = 0
+    func enter() { lock.withLock { active += 1; maxActive = max(maxActive, active) } }
+    func leave() { lock.withLock { active -= 1 } }
+    var observedMax: Int { lock.withLock { maxActive } }
+}
+
+final class GraphTests: XCTestCase {
+    /// Four synthetic stages, the "LLM" one slow (100 ms/item), fed at 30 fps for 3 s of real time.
+    func testSlowStageWithLatestStaysBoundedAndFresh() throws {
+        let compute = ComputeExecutor(label: "atp.test.compute")
+        let probe = OverlapProbe()
+        let submitted = LockedBox<Int>(-1)  // newest sequence submitted so far
+        let llmSeen = LockedBox<[(seq: Int, newest: Int)]>([])
+        let e2e = LockedBox<[Double]>([])
+
+        let decode = SleepStage<Frame>(name: "video_decode", ms: 1)
+        let encode = SleepStage<Frame>(name: "encode", ms: 5, overlap: probe)
+        let gate = SleepStage<Frame>(name: "gate", ms: 1, overlap: probe)
+        let llm = SleepStage<Frame>(name: "llm", ms: 100) { frame in
+            let newest = submitted.value
+            llmSeen.mutate { $0.append((frame.seq, newest)) }
+        }
+        let graph = try GraphBuilder(first: decode, options: .init(queue: 4, policy: .dropOldest))
+            .then(encode, options: .init(queue: 2, policy: .dropOldest, executor: .shared(compute)))
+            .then(gate, options: .init(queue: 2, policy: .dropOldest, executor: .shared(compute)))
+            .then(llm, options: .init(queue: 1, policy: .latest, budget: try StageBudget(ms: 150)))
+            .sink(queue: 4) { _, info in e2e.mutate { $0.append(info.e2eMs) } }
+        try graph.run()
+
+        let frames = 90
+        let start = DispatchTime.now().uptimeNanoseconds
+        for i in 0..<frames {
+            let due = start + UInt64(i) * 33_333_333
+            let now = DispatchTime.now().uptimeNanoseconds
+            if due > now { Thread.sleep(forTimeInterval: Double(due - now) / 1e9) }
+            submitted.mutate { $0 = i }
+            graph.submit(Frame(seq: i))
+        }
+        graph.finish()
+
+        XCTAssertEqual(graph.inFlight, 0, "nothing in flight after finish")
+        for (name, stats) in graph.queueStats {
+            XCTAssertLessThanOrEqual(stats.highWater, stats.capacity, "\(name) high-water within its bound")
+            XCTAssertEqual(stats.depth, 0, "\(name) drained")
+        }
+        XCTAssertEqual(graph.queueStats[3].stats.highWater, 1)
+        XCTAssertEqual(probe.observedMax, 1, "stages on the shared compute executor never overlap")
+
+        let seen = llmSeen.value
+        XCTAssertEqual(seen.map(\.seq), seen.map(\.seq).sorted(), "the slow stage sees frames in order")
+        XCTAssertEqual(Set(seen.map(\.seq)).count, seen.count)
+        // `latest`: the slow stage takes the newest frame available; only the few frames still in
+        // the fast upstream stages (≈7 ms of work at 33 ms/frame) can be newer.
+        let staleness = seen.map { $0.newest - $0.seq }
+        XCTAssertLessThanOrEqual(staleness.max() ?? 0, 3, "staleness \(staleness)")
+        XCTAssertEqual(seen.last?.seq, frames - 1, "the last frame is processed on finish")
+
+        // ~3 s of 100 ms items.
+        XCTAssertGreaterThanOrEqual(seen.count, 15)
+        XCTAssertLessThanOrEqual(seen.count, 35)
+
+        // e2e: at most one slow item waited for plus its own processing, plus slack.
+        let worst = e2e.value.max() ?? 0
+        XCTAssertLessThan(worst, 2 * 100 + 100, "e2e \(e2e.value)")
+        XCTAssertGreaterThanOrEqual(e2e.value.min() ?? 0, 100, "every answer includes the 100 ms stage")
+
+        // Drops are counted and every frame is accounted for.
+        let report = graph.profiler.report()
+        XCTAssertEqual(report.framesIn, frames)
+        XCTAssertEqual(report.answers, seen.count)
+        let drops = report.stages.values.map(\.drops).reduce(0, +)
+        XCTAssertEqual(report.answers + drops, frames, "answers + drops = frames in")
+        let llmProfile = graph.profiler.stageProfiles().first { $0.name == "llm" }!
+        XCTAssertEqual(llmProfile.drops[.latest], frames - seen.count)
+        XCTAssertEqual(Set(report.stages.keys), ["video_decode", "encode", "gate", "llm"])
+        XCTAssertEqual(report.stages["llm"]?.count, seen.count)
+        XCTAssertGreaterThanOrEqual(report.stages["llm"]?.p50Ms ?? 0, 100)
+        XCTAssertLessThan(report.e2e.p99Ms, 300)
+    }
+
+    func testTypedStagesFilterFanOutAndErrors() throws {
+        let clock = ManualClock()
+        let events = LockedBox<[PipelineEvent]>([])
+        struct Boom: Error, CustomStringConvertible { var description: String { "boom on 4" } }
+        // Int → String (drops odd numbers) → [Character] fan-out → Int (throws on "4").
+        let toText = ClosureStage<Int, String>(name: "encode") { n in
+            clock.advance(milliseconds: 2)
+            return n % 2 == 0 ? ["\(n)\(n)"] : []
+        }
+        let split = ClosureStage<String, Character>(name: "gate") { s in Array(s) }
+        let parse = ClosureStage<Character, Int>(name: "prefill", budgetMs: 1) { c in
+            if c == "4" { throw Boom() }
+            clock.advance(milliseconds: 3)
+            return [Int(String(c))!]
+        }
+        let out = LockedBox<[(Int, ItemInfo)]>([])
+        let graph = try GraphBuilder(first: toText, options: .init(queue: 8, policy: .block), clock: clock,
+                                     onEvent: { e in events.mutate { $0.append(e) } })
+            .then(split, options: .init(queue: 8, policy: .block))
+            .then(parse, options: .init(queue: 8, policy: .block))
+            .sink { v, info in out.mutate { $0.append((v, info)) } }
+        XCTAssertEqual(graph.stageNames, ["encode", "gate", "prefill"])
+        for i in 0..<7 { graph.submit(i) }
+        try graph.run()
+        graph.finish()
+        XCTAssertEqual(graph.inFlight, 0)
+        XCTAssertEqual(out.value.map(\.0), [0, 0, 2, 2, 6, 6])
+        XCTAssertEqual(out.value.map(\.1.sequence), [0, 0, 2, 2, 6, 6])
+        XCTAssertEqual(out.value[0].1.stagesMs["encode"], 2)
+        XCTAssertEqual(out.value[0].1.stagesMs["prefill"], 3)
+        let p = graph.profiler.stageProfiles().filter { !$0.isSink }
+        XCTAssertEqual(p.map(\.name), ["encode", "gate", "prefill"])
+        XCTAssertEqual(p[0].count, 7)
+        XCTAssertEqual(p[1].count, 4)
+        XCTAssertEqual(p[2].count, 8)
+        XCTAssertEqual(p[2].drops, [.error: 2])
+        XCTAssertEqual(p[2].overruns, 6, "the stage's own 1 ms budget applies")
+        XCTAssertEqual(events.value.filter { if case .stageError = $0 { return true } else { return false } },
+                       [.stageError(stage: "prefill", message: "boom on 4"), .stageError(stage: "prefill", message: "boom on 4")])
+        XCTAssertThrowsError(try graph.run(), "a graph runs once")
+    }
+
+    func testDuplicateStageNamesAndBadCapacityAreErrors() throws {
+        let a = ClosureStage<Int, Int>(name: "encode") { [$0] }
+        XCTAssertThrowsError(try GraphBuilder(first: a, options: .init(queue: 1)).then(a, options: .init(queue: 1))) {
+            XCTAssertEqual("\($0)", "invalid pipeline graph: duplicate stage name 'encode'")
+        }
+        XCTAssertThrowsError(try GraphBuilder(first: a, options: .init(queue: 0))) {
+            XCTAssertEqual("\($0)", "queue capacity of encode must be >= 1, got 0")
+        }
+    }
+
+    func testCancelDiscardsQueuedItemsAndLeavesNothingInFlight() throws {
+        let started = DispatchSemaphore(value: 0)
+        let release = DispatchSemaphore(value: 0)
+        let slow = ClosureStage<Int, Int>(name: "prefill") { n in
+            if n == 0 { started.signal(); release.wait() }
+            return [n]
+        }
+        let answers = LockedBox<[Int]>([])
+        let graph = try GraphBuilder(first: slow, options: .init(queue: 8, policy: .block))
+            .sink { v, _ in answers.mutate { $0.append(v) } }
+        try graph.run()
+        for i in 0..<6 { graph.submit(i) }
+        started.wait()
+        XCTAssertEqual(graph.inFlight, 6)
+        DispatchQueue.global().asyncAfter(deadline: .now() + 0.05) { release.signal() }
+        graph.cancel()
+        XCTAssertEqual(graph.inFlight, 0)
+        XCTAssertTrue(graph.submit(99).closed)
+        XCTAssertEqual(graph.inFlight, 0)
+        let drops = graph.profiler.stageProfiles()[0].drops
+        // Items 1…5 were discarded from the input queue; item 0 finished into a closed sink queue.
+        XCTAssertEqual(drops[.closed], 5)
+        XCTAssertEqual(answers.value, [])
+        XCTAssertEqual(graph.profiler.report().framesIn, 6)
+    }
+
+    func testFinishWithoutRunDiscards() throws {
+        let s = ClosureStage<Int, Int>(name: "encode") { [$0] }
+        let graph = try GraphBuilder(first: s, options: .init(queue: 4, policy: .dropNewest)).sink { _, _ in }
+        for i in 0..<6 { graph.submit(i) }
+        XCTAssertEqual(graph.profiler.stageProfiles()[0].drops, [.dropNewest: 2])
+        graph.finish()
+        XCTAssertEqual(graph.inFlight, 0)
+        XCTAssertEqual(graph.profiler.stageProfiles()[0].drops, [.dropNewest: 2, .closed: 4])
+    }
+}
