@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# The test command: builds and runs the whole suite, then the concurrency tests under ThreadSanitizer.
+# Numeric targets are compiled with -O even here (see Package.swift).
+set -uo pipefail
+cd "$(dirname "$0")/.."
+bash Tools/setup.sh || exit 1
+export ATP_SMOLLM2_GGUF="${ATP_SMOLLM2_GGUF:-$(bash Tools/fetch_smollm2.sh || true)}"
+swift build --build-tests || exit 1
+LOG=$(mktemp)
+swift test --skip-build --disable-swift-testing 2>&1 | tee "$LOG"
+rc=${PIPESTATUS[0]}
+summary=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$LOG" | tail -1)
+passed=0; failed=0; skipped=0
+if [[ $summary =~ Executed\ ([0-9]+)\ tests?,\ with\ ([0-9]+)\ failures? ]]; then
+  total=${BASH_REMATCH[1]}; failed=${BASH_REMATCH[2]}
+  skipped=$(grep -cE "Test Case .* skipped" "$LOG" || true)
+  passed=$(( total - failed - skipped ))
+fi
+rm -f "$LOG"
+tsan_rc=0
+if [ "$rc" -eq 0 ] && [ "${ATP_SKIP_TSAN:-0}" != "1" ]; then
+  # ThreadSanitizer on the pipeline's concurrency tests (own build folder; OpenBLAS single-threaded).
+  OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="suppressions=$PWD/Tools/tsan.supp halt_on_error=1" \
+    swift test --scratch-path .build-tsan --sanitize=thread --disable-swift-testing --filter PipelineTests
+  tsan_rc=$?
+  [ $tsan_rc -eq 0 ] || failed=$(( failed + 1 ))
+fi
+echo "tests: $passed passed, $failed failed, $skipped skipped"
+[ "$rc" -eq 0 ] && [ "$tsan_rc" -eq 0 ]
