@@ -1,4 +1,5 @@
 import Foundation
+import Dispatch
 
 // The kernels every transformer needs. Activations are [tokens, features], row-major.
 
@@ -136,11 +137,17 @@ public func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, 
     for r in 0..<rows {
         let row = p + r * ld
         let n = min(cols, valid(r))
-        var m = -Float.infinity
-        for i in 0..<n { m = max(m, row[i]) }
-        var sumV = FloatVector(repeating: 0)
-        var i = 0
         let raw = UnsafeMutableRawPointer(row)
+        var mV = FloatVector(repeating: -.infinity)
+        var i = 0
+        while i + 16 <= n {
+            mV = pointwiseMax(mV, raw.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self))
+            i += 16
+        }
+        var m = mV.max()
+        while i < n { m = max(m, row[i]); i += 1 }
+        var sumV = FloatVector(repeating: 0)
+        i = 0
         while i + 16 <= n {
             let e = vexp(raw.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self) - m)
             raw.storeBytes(of: e, toByteOffset: i * 4, as: FloatVector.self)
@@ -155,7 +162,12 @@ public func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, 
             for j in 0..<(n - i) { row[i + j] = e[j]; sum += e[j] }
         }
         let inv = 1 / sum
-        for j in 0..<n { row[j] *= inv }
+        i = 0
+        while i + 16 <= n {
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self) * inv, toByteOffset: i * 4, as: FloatVector.self)
+            i += 16
+        }
+        while i < n { row[i] *= inv; i += 1 }
         if n < cols { for j in n..<cols { row[j] = 0 } }
     }
 }
@@ -179,45 +191,90 @@ public struct AttentionOutput: Sendable {
 public func attention(q: Tensor, k: Tensor, v: Tensor, heads: Int, kvHeads: Int, headDim: Int,
                       scale: Float? = nil, causalOffset: Int? = nil,
                       returnMeanProbs: Bool = false) -> AttentionOutput {
-    let tq = q.rows, tk = k.rows
-    let qStride = heads * headDim, kvStride = kvHeads * headDim
-    precondition(q.cols == qStride && k.cols == kvStride && v.cols == kvStride && v.rows == tk,
+    precondition(q.cols == heads * headDim && k.cols == kvHeads * headDim && v.cols == kvHeads * headDim && v.rows == k.rows,
                  "attention: q \(q.shape) k \(k.shape) v \(v.shape) heads \(heads)/\(kvHeads)×\(headDim)")
+    return q.data.withUnsafeBufferPointer { qp in
+        k.data.withUnsafeBufferPointer { kp in
+            v.data.withUnsafeBufferPointer { vp in
+                attention(q: qp.baseAddress!, ldq: q.cols, k: kp.baseAddress!, ldk: k.cols, v: vp.baseAddress!, ldv: v.cols,
+                          tq: q.rows, tk: k.rows, heads: heads, kvHeads: kvHeads, headDim: headDim,
+                          scale: scale, causalOffset: causalOffset, returnMeanProbs: returnMeanProbs)
+            }
+        }
+    }
+}
+
+/// Attention over a fused projection `qkv[T, 3·heads·headDim]` (q, then k, then v columns): self-attention
+/// without splitting the matrix.
+public func attention(qkv: Tensor, heads: Int, headDim: Int, causalOffset: Int? = nil,
+                      returnMeanProbs: Bool = false) -> AttentionOutput {
+    let w = heads * headDim
+    precondition(qkv.cols == 3 * w, "attention: fused qkv \(qkv.shape) for \(heads)×\(headDim)")
+    return qkv.data.withUnsafeBufferPointer { p in
+        attention(q: p.baseAddress!, ldq: 3 * w, k: p.baseAddress! + w, ldk: 3 * w, v: p.baseAddress! + 2 * w, ldv: 3 * w,
+                  tq: qkv.rows, tk: qkv.rows, heads: heads, kvHeads: heads, headDim: headDim,
+                  scale: nil, causalOffset: causalOffset, returnMeanProbs: returnMeanProbs)
+    }
+}
+
+/// Attention on raw row-major matrices with leading dimensions (the kernel behind the other two).
+public func attention(q: UnsafePointer<Float>, ldq: Int, k: UnsafePointer<Float>, ldk: Int,
+                      v: UnsafePointer<Float>, ldv: Int, tq: Int, tk: Int,
+                      heads: Int, kvHeads: Int, headDim: Int, scale: Float? = nil,
+                      causalOffset: Int? = nil, returnMeanProbs: Bool = false) -> AttentionOutput {
+    let qStride = heads * headDim
     precondition(heads % kvHeads == 0, "attention: \(heads) heads not divisible by \(kvHeads) kv heads")
     let group = heads / kvHeads
     let s = scale ?? 1 / Float(headDim).squareRoot()
     var out = Tensor(zeros: [tq, qStride])
-    var mean: [Float] = returnMeanProbs ? [Float](repeating: 0, count: tq * tk) : []
-    var probs = [Float](repeating: 0, count: tq * tk)
-    q.data.withUnsafeBufferPointer { qp in
-    k.data.withUnsafeBufferPointer { kp in
-    v.data.withUnsafeBufferPointer { vp in
+    // Heads are independent: split them over the worker threads, each running single-threaded
+    // BLAS on its own scratch (small per-head GEMMs gain nothing from BLAS threading).
+    let parts = min(Parallel.threads, heads)
+    var probs = [Float](repeating: 0, count: parts * tq * tk)
+    var means = [Float](repeating: 0, count: returnMeanProbs ? parts * tq * tk : 0)
+    let blasThreads = BLAS.threads
+    if parts > 1 { BLAS.setThreads(1) }
     out.data.withUnsafeMutableBufferPointer { op in
     probs.withUnsafeMutableBufferPointer { pp in
-        let P = pp.baseAddress!
-        for h in 0..<heads {
-            let kvh = h / group
-            // scores[Tq×Tk] = s · Q_h · K_hᵀ
-            BLAS.sgemm(transB: true, m: tq, n: tk, k: headDim, alpha: s,
-                       a: qp.baseAddress! + h * headDim, lda: qStride,
-                       b: kp.baseAddress! + kvh * headDim, ldb: kvStride,
-                       c: P, ldc: tk)
-            if let off = causalOffset {
-                softmaxRows(P, rows: tq, cols: tk, ld: tk, valid: { off + $0 + 1 })
-            } else {
-                softmaxRows(P, rows: tq, cols: tk, ld: tk)
+    means.withUnsafeMutableBufferPointer { mp in
+        let o = UncheckedSendable(op.baseAddress!), pb = UncheckedSendable(pp.baseAddress!)
+        let mb = UncheckedSendable(returnMeanProbs ? mp.baseAddress : nil), qs = UncheckedSendable(q), ks = UncheckedSendable(k), vs = UncheckedSendable(v)
+        let work: @Sendable (Int) -> Void = { part in
+            let P = pb.value + part * tq * tk
+            let M = mb.value.map { $0 + part * tq * tk }
+            let lo = part * heads / parts, hi = (part + 1) * heads / parts
+            for h in lo..<hi {
+                let kvh = h / group
+                // scores[Tq×Tk] = s · Q_h · K_hᵀ
+                BLAS.sgemm(transB: true, m: tq, n: tk, k: headDim, alpha: s,
+                           a: qs.value + h * headDim, lda: ldq, b: ks.value + kvh * headDim, ldb: ldk,
+                           c: P, ldc: tk)
+                if let off = causalOffset {
+                    softmaxRows(P, rows: tq, cols: tk, ld: tk, valid: { off + $0 + 1 })
+                } else {
+                    softmaxRows(P, rows: tq, cols: tk, ld: tk)
+                }
+                if let M {
+                    let invH = 1 / Float(heads)
+                    for i in 0..<(tq * tk) { M[i] += P[i] * invH }
+                }
+                // out_h[Tq×D] = P · V_h
+                BLAS.sgemm(m: tq, n: headDim, k: tk, a: P, lda: tk, b: vs.value + kvh * headDim, ldb: ldv,
+                           c: o.value + h * headDim, ldc: qStride)
             }
-            if returnMeanProbs {
-                let invH = 1 / Float(heads)
-                for i in 0..<(tq * tk) { mean[i] += P[i] * invH }
-            }
-            // out_h[Tq×D] = P · V_h
-            BLAS.sgemm(m: tq, n: headDim, k: tk,
-                       a: P, lda: tk,
-                       b: vp.baseAddress! + kvh * headDim, ldb: kvStride,
-                       c: op.baseAddress! + h * headDim, ldc: qStride)
         }
-    }}}}}
+        if parts > 1 {
+            DispatchQueue.concurrentPerform(iterations: parts, execute: work)
+        } else {
+            work(0)
+        }
+    }}}
+    if parts > 1 { BLAS.setThreads(blasThreads) }
+    var mean: [Float] = []
+    if returnMeanProbs {
+        mean = Array(means[0..<(tq * tk)])
+        for p in 1..<parts { for i in 0..<(tq * tk) { mean[i] += means[p * tq * tk + i] } }
+    }
     return AttentionOutput(output: out,
                            meanProbs: returnMeanProbs ? Tensor(shape: [tq, tk], data: mean) : nil)
 }

@@ -1,0 +1,172 @@
+import COpenBLAS
+import Foundation
+
+// Kernels of a decoder-only LLM step, on raw row-major buffers so that a forward pass can run
+// over preallocated scratch memory: out-of-place RMSNorm, rotary embeddings (rotate_half / NeoX
+// layout, as transformers' Llama), SwiGLU, matrix × vector, and causal attention over a KV cache.
+
+/// `y[T×out] = x[T×in] · Wᵀ + beta·y`, with a PyTorch-layout weight `W[out×in]`; T = 1 runs as a GEMV.
+///
+/// - Parameters:
+///   - useGEMV: run single rows through `cblas_sgemv` (else `cblas_sgemm` with m = 1).
+/// - Complexity: O(T·in·out).
+@inline(__always)
+public func linearRows(_ x: UnsafePointer<Float>, rows t: Int, inFeatures: Int, ldx: Int? = nil,
+                       weight: UnsafePointer<Float>, outFeatures: Int,
+                       into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, beta: Float = 0,
+                       useGEMV: Bool = true) {
+    let ldx = ldx ?? inFeatures, ldy = ldy ?? outFeatures
+    if t == 1 && useGEMV {
+        cblas_sgemv(CblasRowMajor, CblasNoTrans, Int32(outFeatures), Int32(inFeatures), 1,
+                    weight, Int32(inFeatures), x, 1, beta, y, 1)
+    } else {
+        BLAS.sgemm(transB: true, m: t, n: outFeatures, k: inFeatures, a: x, lda: ldx,
+                   b: weight, ldb: inFeatures, beta: beta, c: y, ldc: ldy)
+    }
+}
+
+/// Sets each of `rows` rows of `y` (stride `ldy`) to `bias[0..<count]`.
+@inline(__always)
+public func broadcastRows(_ bias: UnsafePointer<Float>, count: Int, rows: Int,
+                          into y: UnsafeMutablePointer<Float>, ldy: Int) {
+    for r in 0..<rows { (y + r * ldy).update(from: bias, count: count) }
+}
+
+/// RMS normalisation of `rows` rows of width `d`: `dst = src / √(mean(src²) + eps) · γ` (src unchanged).
+///
+/// - Complexity: O(rows·d).
+public func rmsNormRows(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePointer<Float>, rows: Int, width d: Int,
+                        weight: UnsafePointer<Float>, eps: Float) {
+    for r in 0..<rows {
+        let x = src + r * d, y = dst + r * d
+        var acc = FloatVector(repeating: 0)
+        var i = 0
+        let raw = UnsafeRawPointer(x)
+        while i + 16 <= d {
+            let v = raw.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self)
+            acc += v * v
+            i += 16
+        }
+        var ss = acc.sum()
+        while i < d { ss += x[i] * x[i]; i += 1 }
+        let inv = 1 / (ss / Float(d) + eps).squareRoot()
+        for j in 0..<d { y[j] = (x[j] * inv) * weight[j] }
+    }
+}
+
+/// Fills `cos`/`sin` (`[positions.count, invFreq.count]`) with `cos(p·f)`, `sin(p·f)`; the angle is
+/// rounded to f32 first, as transformers computes `position · inv_freq` in float32.
+public func ropeTables(invFreq: [Float], positions: Range<Int>,
+                       cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
+    let half = invFreq.count
+    for (r, p) in positions.enumerated() {
+        let fp = Float(p)
+        for i in 0..<half {
+            let angle = Double(fp * invFreq[i])
+            cos[r * half + i] = Float(Foundation.cos(angle))
+            sin[r * half + i] = Float(Foundation.sin(angle))
+        }
+    }
+}
+
+
+/// Rotary embedding in place over `heads` heads of width `headDim` in each of `rows` rows (stride `ld`),
+/// rotate_half layout: `x[i]' = x[i]·c − x[i+h]·s`, `x[i+h]' = x[i+h]·c + x[i]·s` with h = headDim/2.
+///
+/// - Parameters:
+///   - cos, sin: `[rows, headDim/2]`, from `ropeTables`.
+/// - Complexity: O(rows·heads·headDim).
+public func applyRoPE(_ x: UnsafeMutablePointer<Float>, rows: Int, ld: Int, heads: Int, headDim: Int,
+                      cos: UnsafePointer<Float>, sin: UnsafePointer<Float>) {
+    let half = headDim / 2
+    for r in 0..<rows {
+        let c = cos + r * half, s = sin + r * half
+        for h in 0..<heads {
+            let a = x + r * ld + h * headDim, b = a + half
+            for i in 0..<half {
+                let x1 = a[i], x2 = b[i]
+                a[i] = x1 * c[i] - x2 * s[i]
+                b[i] = x2 * c[i] + x1 * s[i]
+            }
+        }
+    }
+}
+
+/// SwiGLU: `out[r, i] = silu(gu[r, i]) · gu[r, inner + i]` for a fused gate/up projection `gu[rows, 2·inner]`.
+///
+/// - Complexity: O(rows·inner).
+public func swiGLU(_ gu: UnsafePointer<Float>, rows: Int, inner: Int, into out: UnsafeMutablePointer<Float>) {
+    let raw = UnsafeRawPointer(gu), oraw = UnsafeMutableRawPointer(out)
+    for r in 0..<rows {
+        let g = r * 2 * inner, o = r * inner
+        var i = 0
+        while i + 16 <= inner {
+            let gv = raw.loadUnaligned(fromByteOffset: (g + i) * 4, as: FloatVector.self)
+            let uv = raw.loadUnaligned(fromByteOffset: (g + inner + i) * 4, as: FloatVector.self)
+            oraw.storeBytes(of: gv / (1 + vexp(-gv)) * uv, toByteOffset: (o + i) * 4, as: FloatVector.self)
+            i += 16
+        }
+        while i < inner {
+            var gv = FloatVector(repeating: 0)
+            gv[0] = gu[g + i]
+            let s = (gv / (1 + vexp(-gv)))[0]
+            out[o + i] = s * gu[g + inner + i]
+            i += 1
+        }
+    }
+}
+
+/// Causal scaled-dot-product attention of `tq` new queries over `tk` cached keys (the new ones last),
+/// with grouped-query sharing, writing into caller-owned memory (no allocation).
+///
+/// Query row i sits at position `tk − tq + i` and sees keys `0...(tk − tq + i)`.
+/// - Parameters:
+///   - q: `[tq, heads·headDim]`, stride `ldq`.
+///   - k, v: `[tk, kvHeads·headDim]`, stride `ldkv` (the cache, read in place).
+///   - out: `[tq, heads·headDim]`, contiguous.
+///   - scratch: at least `attentionScratchCount(tq:tk:heads:kvHeads:)` floats.
+/// - Complexity: O(heads·tq·tk·headDim).
+public func cachedAttention(q: UnsafePointer<Float>, ldq: Int, tq: Int,
+                            k: UnsafePointer<Float>, v: UnsafePointer<Float>, ldkv: Int, tk: Int,
+                            heads: Int, kvHeads: Int, headDim: Int,
+                            out: UnsafeMutablePointer<Float>, scratch: UnsafeMutablePointer<Float>) {
+    let group = heads / kvHeads, width = heads * headDim
+    let scale = 1 / Float(headDim).squareRoot()
+    let past = tk - tq
+    if tq == 1 {
+        // One query: the `group` heads sharing a kv head form a [group, headDim] matrix.
+        for g in 0..<kvHeads {
+            let qg = q + g * group * headDim
+            BLAS.sgemm(transB: true, m: group, n: tk, k: headDim, alpha: scale,
+                       a: qg, lda: headDim, b: k + g * headDim, ldb: ldkv, c: scratch, ldc: tk)
+            softmaxRows(scratch, rows: group, cols: tk, ld: tk)
+            BLAS.sgemm(m: group, n: headDim, k: tk, a: scratch, lda: tk, b: v + g * headDim, ldb: ldkv,
+                       c: out + g * group * headDim, ldc: headDim)
+        }
+        return
+    }
+    // Many queries: blocks of query rows, each against only the keys it may see.
+    let block = attentionBlockRows
+    for h in 0..<heads {
+        let kvh = h / group
+        var r0 = 0
+        while r0 < tq {
+            let r1 = min(tq, r0 + block), n = past + r1
+            BLAS.sgemm(transB: true, m: r1 - r0, n: n, k: headDim, alpha: scale,
+                       a: q + r0 * ldq + h * headDim, lda: ldq, b: k + kvh * headDim, ldb: ldkv,
+                       c: scratch, ldc: n)
+            softmaxRows(scratch, rows: r1 - r0, cols: n, ld: n, valid: { past + r0 + $0 + 1 })
+            BLAS.sgemm(m: r1 - r0, n: headDim, k: n, a: scratch, lda: n, b: v + kvh * headDim, ldb: ldkv,
+                       c: out + r0 * width + h * headDim, ldc: width)
+            r0 = r1
+        }
+    }
+}
+
+/// Query rows per block in `cachedAttention`'s multi-query path.
+public let attentionBlockRows = 64
+
+/// Floats of scratch `cachedAttention` needs.
+public func attentionScratchCount(tq: Int, tk: Int, heads: Int, kvHeads: Int) -> Int {
+    tq == 1 ? (heads / kvHeads) * tk : min(tq, attentionBlockRows) * tk
+}
