@@ -4,8 +4,11 @@ import Tensor
 // Codable mirrors of transformers' CLIPConfig / CLIPVisionConfig / CLIPTextConfig (configuration_clip.py).
 // Defaults are transformers' own, since `save_pretrained` may omit values equal to them.
 
-/// `vision_config` of a CLIP checkpoint (also the vision tower of a LLaVA).
+/// `vision_config` of a CLIP checkpoint, or of a LLaVA's vision tower: CLIP (`clip_vision_model`)
+/// or SigLIP (`siglip_vision_model`: no class token, no pre-layernorm, a bias on the patch embedding).
 public struct CLIPVisionConfig: Codable, Sendable, Equatable {
+    /// `clip_vision_model` (default) or `siglip_vision_model`.
+    public var modelType: String
     public var hiddenSize: Int
     public var intermediateSize: Int
     public var numHiddenLayers: Int
@@ -18,6 +21,7 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
     public var projectionDim: Int
 
     enum CodingKeys: String, CodingKey {
+        case modelType = "model_type"
         case hiddenSize = "hidden_size", intermediateSize = "intermediate_size"
         case numHiddenLayers = "num_hidden_layers", numAttentionHeads = "num_attention_heads"
         case numChannels = "num_channels", imageSize = "image_size", patchSize = "patch_size"
@@ -26,18 +30,27 @@ public struct CLIPVisionConfig: Codable, Sendable, Equatable {
 
     public init(from decoder: Decoder) throws {
         let c = try decoder.container(keyedBy: CodingKeys.self)
+        modelType = try c.decodeIfPresent(String.self, forKey: .modelType) ?? "clip_vision_model"
+        let siglip = modelType == "siglip_vision_model"
+        guard siglip || modelType == "clip_vision_model" else {
+            throw invalidConfig("vision_config.model_type", "'\(modelType)' is not supported (clip_vision_model, siglip_vision_model)")
+        }
+        // Defaults are transformers' CLIPVisionConfig / SiglipVisionConfig defaults.
         hiddenSize = try c.decodeIfPresent(Int.self, forKey: .hiddenSize) ?? 768
         intermediateSize = try c.decodeIfPresent(Int.self, forKey: .intermediateSize) ?? 3072
         numHiddenLayers = try c.decodeIfPresent(Int.self, forKey: .numHiddenLayers) ?? 12
         numAttentionHeads = try c.decodeIfPresent(Int.self, forKey: .numAttentionHeads) ?? 12
         numChannels = try c.decodeIfPresent(Int.self, forKey: .numChannels) ?? 3
         imageSize = try c.decodeIfPresent(Int.self, forKey: .imageSize) ?? 224
-        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? 32
-        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? "quick_gelu"
-        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? 1e-5
+        patchSize = try c.decodeIfPresent(Int.self, forKey: .patchSize) ?? (siglip ? 16 : 32)
+        hiddenAct = try c.decodeIfPresent(String.self, forKey: .hiddenAct) ?? (siglip ? "gelu_pytorch_tanh" : "quick_gelu")
+        layerNormEps = try c.decodeIfPresent(Float.self, forKey: .layerNormEps) ?? (siglip ? 1e-6 : 1e-5)
         projectionDim = try c.decodeIfPresent(Int.self, forKey: .projectionDim) ?? 512
         try validate(prefix: "vision_config")
     }
+
+    /// SigLIP tower (no CLS token; saliency falls back to received attention).
+    public var isSigLIP: Bool { modelType == "siglip_vision_model" }
 
     /// Checks the values; throws naming the key.
     public func validate(prefix: String) throws {

@@ -9,15 +9,20 @@ import ModelIO
 /// One pre-LN transformer block of a CLIP tower (`CLIPEncoderLayer`).
 struct CLIPEncoderLayer: Sendable {
     let ln1w: Tensor, ln1b: Tensor, ln2w: Tensor, ln2b: Tensor
-    let qw: Tensor, qb: Tensor, kw: Tensor, kb: Tensor, vw: Tensor, vb: Tensor, ow: Tensor, ob: Tensor
+    let qkvw: Tensor, qkvb: Tensor          // q, k, v projections stacked: [3D, D], [3D]
+    let ow: Tensor, ob: Tensor
     let fc1w: Tensor, fc1b: Tensor, fc2w: Tensor, fc2b: Tensor
 
     init(_ w: StrictWeights, _ p: String, width d: Int, inner: Int) throws {
         ln1w = try w.take("\(p).layer_norm1.weight", shape: [d]); ln1b = try w.take("\(p).layer_norm1.bias", shape: [d])
         ln2w = try w.take("\(p).layer_norm2.weight", shape: [d]); ln2b = try w.take("\(p).layer_norm2.bias", shape: [d])
-        qw = try w.take("\(p).self_attn.q_proj.weight", shape: [d, d]); qb = try w.take("\(p).self_attn.q_proj.bias", shape: [d])
-        kw = try w.take("\(p).self_attn.k_proj.weight", shape: [d, d]); kb = try w.take("\(p).self_attn.k_proj.bias", shape: [d])
-        vw = try w.take("\(p).self_attn.v_proj.weight", shape: [d, d]); vb = try w.take("\(p).self_attn.v_proj.bias", shape: [d])
+        // One [3D, D] matmul instead of three: bigger GEMMs run closer to the BLAS peak.
+        var ws: [Float] = [], bs: [Float] = []
+        for n in ["q", "k", "v"] {
+            ws += try w.take("\(p).self_attn.\(n)_proj.weight", shape: [d, d]).data
+            bs += try w.take("\(p).self_attn.\(n)_proj.bias", shape: [d]).data
+        }
+        qkvw = Tensor(shape: [3 * d, d], data: ws); qkvb = Tensor(shape: [3 * d], data: bs)
         ow = try w.take("\(p).self_attn.out_proj.weight", shape: [d, d]); ob = try w.take("\(p).self_attn.out_proj.bias", shape: [d])
         fc1w = try w.take("\(p).mlp.fc1.weight", shape: [inner, d]); fc1b = try w.take("\(p).mlp.fc1.bias", shape: [inner])
         fc2w = try w.take("\(p).mlp.fc2.weight", shape: [d, inner]); fc2b = try w.take("\(p).mlp.fc2.bias", shape: [d])
@@ -29,10 +34,8 @@ struct CLIPEncoderLayer: Sendable {
         let d = x.cols
         var h = x
         layerNorm(&h, weight: ln1w, bias: ln1b, eps: eps)
-        let q = linear(h, weight: qw, bias: qb)
-        let k = linear(h, weight: kw, bias: kb)
-        let v = linear(h, weight: vw, bias: vb)
-        let a = attention(q: q, k: k, v: v, heads: heads, kvHeads: heads, headDim: d / heads,
+        let qkv = linear(h, weight: qkvw, bias: qkvb)        // [T, 3D]
+        let a = attention(qkv: qkv, heads: heads, headDim: d / heads,
                           causalOffset: causal ? 0 : nil, returnMeanProbs: wantProbs)
         addInPlace(&x, linear(a.output, weight: ow, bias: ob))
         h = x
@@ -52,23 +55,26 @@ struct CLIPEncoderLayer: Sendable {
 
 /// What the vision tower returns for one image.
 public struct CLIPVisionOutput: Sendable {
-    /// Final-layer hidden states `[1 + N, D]` (CLS first), before the post-layernorm.
+    /// Final-layer hidden states `[1 + N, D]` (CLS first; `[N, D]` for SigLIP), before the post-layernorm.
     public var lastHidden: Tensor
     /// Hidden states after each requested layer index (0 = embeddings after pre-LN, i = after layer i).
     public var layerHidden: [Int: Tensor]
-    /// Head-mean attention probabilities of the final layer `[1 + N, 1 + N]`.
+    /// Head-mean attention probabilities of the final layer `[T, T]` (T = 1 + N, or N for SigLIP).
     public var finalAttention: Tensor
     /// Patch grid (rows, columns).
     public var grid: (Int, Int)
 }
 
-/// The CLIP vision transformer (`CLIPVisionTransformer`) without the projection.
+/// The CLIP vision transformer (`CLIPVisionTransformer`) without the projection; with a SigLIP
+/// config it is `SiglipVisionTransformer` without the pooling head (modeling_siglip.py): no class
+/// token, no pre-layernorm, a bias on the patch embedding, the same encoder layers.
 public struct CLIPVisionTower: Sendable {
     public let config: CLIPVisionConfig
     let patchW: Tensor            // [D, C·p·p]
-    let classEmb: Tensor          // [D]
-    let posEmb: Tensor            // [1 + N, D]
-    let preLNw: Tensor, preLNb: Tensor
+    let patchB: Tensor?           // [D] (SigLIP)
+    let classEmb: Tensor?         // [D] (CLIP)
+    let posEmb: Tensor            // [prefix + N, D]
+    let preLNw: Tensor?, preLNb: Tensor?
     let postLNw: Tensor, postLNb: Tensor
     let layers: [CLIPEncoderLayer]
 
@@ -78,9 +84,17 @@ public struct CLIPVisionTower: Sendable {
         let d = config.hiddenSize, ps = config.patchSize, c = config.numChannels
         let n = config.gridSide * config.gridSide
         patchW = try w.take("\(p).embeddings.patch_embedding.weight", shape: [d, c, ps, ps]).reshaped([d, c * ps * ps])
-        classEmb = try w.take("\(p).embeddings.class_embedding", shape: [d])
-        posEmb = try w.take("\(p).embeddings.position_embedding.weight", shape: [n + 1, d])
-        preLNw = try w.take("\(p).pre_layrnorm.weight", shape: [d]); preLNb = try w.take("\(p).pre_layrnorm.bias", shape: [d])
+        if config.isSigLIP {
+            patchB = try w.take("\(p).embeddings.patch_embedding.bias", shape: [d])
+            classEmb = nil
+            posEmb = try w.take("\(p).embeddings.position_embedding.weight", shape: [n, d])
+            preLNw = nil; preLNb = nil
+        } else {
+            patchB = nil
+            classEmb = try w.take("\(p).embeddings.class_embedding", shape: [d])
+            posEmb = try w.take("\(p).embeddings.position_embedding.weight", shape: [n + 1, d])
+            preLNw = try w.take("\(p).pre_layrnorm.weight", shape: [d]); preLNb = try w.take("\(p).pre_layrnorm.bias", shape: [d])
+        }
         postLNw = try w.take("\(p).post_layernorm.weight", shape: [d]); postLNb = try w.take("\(p).post_layernorm.bias", shape: [d])
         let count = layerCount ?? config.numHiddenLayers
         layers = try (0..<count).map { try CLIPEncoderLayer(w, "\(p).encoder.layers.\($0)", width: d, inner: config.intermediateSize) }
@@ -110,18 +124,19 @@ public struct CLIPVisionTower: Sendable {
                 }}
             }
         }
-        let emb = linear(patches, weight: patchW)           // [N, D]
-        var x = Tensor(zeros: [n + 1, d])                   // [1 + N, D]
+        let emb = linear(patches, weight: patchW, bias: patchB)   // [N, D]
+        let pre = classEmb == nil ? 0 : 1                          // class token first (CLIP)
+        var x = Tensor(zeros: [pre + n, d])                        // [prefix + N, D]
         x.data.withUnsafeMutableBufferPointer { xp in
-            for j in 0..<d { xp[j] = classEmb.data[j] + posEmb.data[j] }
+            if let classEmb { for j in 0..<d { xp[j] = classEmb.data[j] + posEmb.data[j] } }
             for i in 0..<n { for j in 0..<d {
-                xp[(i + 1) * d + j] = emb.data[i * d + j] + posEmb.data[(i + 1) * d + j]
+                xp[(i + pre) * d + j] = emb.data[i * d + j] + posEmb.data[(i + pre) * d + j]
             }}
         }
-        layerNorm(&x, weight: preLNw, bias: preLNb, eps: config.layerNormEps)
+        if let preLNw { layerNorm(&x, weight: preLNw, bias: preLNb, eps: config.layerNormEps) }
         var kept: [Int: Tensor] = [:]
         if keepLayers.contains(0) { kept[0] = x }
-        var probs = Tensor(zeros: [n + 1, n + 1])
+        var probs = Tensor(zeros: [pre + n, pre + n])
         for (i, layer) in layers.enumerated() {
             let last = i == layers.count - 1
             if let p = layer(&x, heads: config.numAttentionHeads, act: config.activation, eps: config.layerNormEps,
@@ -142,18 +157,18 @@ public struct CLIPVisionTower: Sendable {
 
     /// Matmul FLOPs of one `encode`.
     public var flops: Double {
-        let t = config.gridSide * config.gridSide + 1
+        let t = config.gridSide * config.gridSide + (config.isSigLIP ? 0 : 1)
         let d = Double(config.hiddenSize), k = Double(config.numChannels * config.patchSize * config.patchSize)
-        return 2 * Double(t - 1) * k * d + Double(layers.count) * CLIPEncoderLayer.flops(
+        return 2 * Double(config.gridSide * config.gridSide) * k * d + Double(layers.count) * CLIPEncoderLayer.flops(
             tokens: t, width: config.hiddenSize, inner: config.intermediateSize, heads: config.numAttentionHeads)
     }
 
     /// The (m, n, k) shapes of the sgemm calls one `encode` makes, with repeat counts, for benchmarks.
     public var gemmShapes: [(m: Int, n: Int, k: Int, count: Int)] {
-        let g = config.gridSide, t = g * g + 1, d = config.hiddenSize, i = config.intermediateSize
+        let g = config.gridSide, t = g * g + (config.isSigLIP ? 0 : 1), d = config.hiddenSize, i = config.intermediateSize
         let hd = d / config.numAttentionHeads, h = config.numAttentionHeads, l = layers.count
         return [(g * g, d, config.numChannels * config.patchSize * config.patchSize, 1),
-                (t, d, d, 4 * l), (t, i, d, l), (t, d, i, l),
+                (t, 3 * d, d, l), (t, d, d, l), (t, i, d, l), (t, d, i, l),
                 (t, t, hd, h * l), (t, hd, t, h * l)]
     }
 }

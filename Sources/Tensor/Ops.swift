@@ -28,7 +28,8 @@ public enum Activation: String, Sendable, CaseIterable {
 public func linear(_ x: Tensor, weight: Tensor, bias: Tensor? = nil) -> Tensor {
     let t = x.rows, inF = x.cols, outF = weight.shape[0]
     precondition(weight.cols == inF, "linear: input has \(inF) features, weight \(weight.shape)")
-    var y = Tensor(zeros: [t, outF])
+    // Uninitialised output: sgemm overwrites it (beta 0) or the bias rows are copied in first.
+    var y = Tensor(shape: [t, outF], data: [Float](unsafeUninitializedCapacity: t * outF) { _, n in n = t * outF })
     if let bias {
         precondition(bias.count == outF, "linear: bias \(bias.shape) for \(outF) outputs")
         y.data.withUnsafeMutableBufferPointer { yp in
@@ -60,12 +61,8 @@ public func layerNorm(_ x: inout Tensor, weight: Tensor, bias: Tensor?, eps: Flo
             let bp = bias?.data
             for r in 0..<rows {
                 let row = xp.baseAddress! + r * d
-                var mean: Float = 0
-                for i in 0..<d { mean += row[i] }
-                mean /= Float(d)
-                var v: Float = 0
-                for i in 0..<d { let c = row[i] - mean; v += c * c }
-                v /= Float(d)
+                let mean = vectorSum(row, d) / Float(d)
+                let v = vectorSumSquares(row, d, minus: mean) / Float(d)
                 let inv = 1 / (v + eps).squareRoot()
                 if let bp {
                     for i in 0..<d { row[i] = (row[i] - mean) * inv * gp[i] + bp[i] }
@@ -75,6 +72,30 @@ public func layerNorm(_ x: inout Tensor, weight: Tensor, bias: Tensor?, eps: Flo
             }
         }
     }
+}
+
+/// Σ x[i], 16 lanes at a time.
+@inlinable
+func vectorSum(_ p: UnsafeMutablePointer<Float>, _ n: Int) -> Float {
+    let raw = UnsafeRawPointer(p)
+    var acc = FloatVector(repeating: 0)
+    var i = 0
+    while i + 16 <= n { acc += raw.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self); i += 16 }
+    var s = acc.sum()
+    while i < n { s += p[i]; i += 1 }
+    return s
+}
+
+/// Σ (x[i] − c)², 16 lanes at a time.
+@inlinable
+func vectorSumSquares(_ p: UnsafeMutablePointer<Float>, _ n: Int, minus c: Float) -> Float {
+    let raw = UnsafeRawPointer(p)
+    var acc = FloatVector(repeating: 0)
+    var i = 0
+    while i + 16 <= n { let v = raw.loadUnaligned(fromByteOffset: i * 4, as: FloatVector.self) - c; acc += v * v; i += 16 }
+    var s = acc.sum()
+    while i < n { let v = p[i] - c; s += v * v; i += 1 }
+    return s
 }
 
 /// RMS normalisation over the last dimension, in place: `x / √(mean(x²) + eps) · γ`.
@@ -87,8 +108,7 @@ public func rmsNorm(_ x: inout Tensor, weight: Tensor, eps: Float) {
         weight.data.withUnsafeBufferPointer { gp in
             for r in 0..<rows {
                 let row = xp.baseAddress! + r * d
-                var ss: Float = 0
-                for i in 0..<d { ss += row[i] * row[i] }
+                let ss = vectorSumSquares(row, d, minus: 0)
                 let inv = 1 / (ss / Float(d) + eps).squareRoot()
                 for i in 0..<d { row[i] = (row[i] * inv) * gp[i] }
             }
