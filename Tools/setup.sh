@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages atp builds against (idempotent: installs only what is missing).
 set -euo pipefail
-PKGS=(libavformat-dev libavcodec-dev libswscale-dev libavdevice-dev libopenblas-dev pkg-config ffmpeg rtsp-server-perl python3-pip)
+PKGS=(libavformat-dev libavcodec-dev libswscale-dev libavdevice-dev libopenblas-dev pkg-config ffmpeg rtsp-server-perl)
 missing=()
 for p in "${PKGS[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

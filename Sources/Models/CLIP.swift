@@ -28,6 +28,11 @@ struct CLIPEncoderLayer: Sendable {
         fc2w = try w.take("\(p).mlp.fc2.weight", shape: [d, inner]); fc2b = try w.take("\(p).mlp.fc2.bias", shape: [d])
     }
 
+    func hasSameWeights(as o: CLIPEncoderLayer) -> Bool {
+        ln1w == o.ln1w && ln1b == o.ln1b && ln2w == o.ln2w && ln2b == o.ln2b && qkvw == o.qkvw && qkvb == o.qkvb
+            && ow == o.ow && ob == o.ob && fc1w == o.fc1w && fc1b == o.fc1b && fc2w == o.fc2w && fc2b == o.fc2b
+    }
+
     /// x[T×D] → x[T×D]; optionally the head-mean attention probabilities [T×T].
     func callAsFunction(_ x: inout Tensor, heads: Int, act: Activation, eps: Float,
                         causal: Bool, wantProbs: Bool) -> Tensor? {
@@ -146,6 +151,17 @@ public struct CLIPVisionTower: Sendable {
             if keepLayers.contains(i + 1) { kept[i + 1] = x }
         }
         return CLIPVisionOutput(lastHidden: x, layerHidden: kept, finalAttention: probs, grid: (g, g))
+    }
+
+    /// Whether `other` has the same config and bit-identical weights (LLaVA-1.5 kept CLIP frozen).
+    public func hasSameWeights(as other: CLIPVisionTower) -> Bool {
+        guard config.hiddenSize == other.config.hiddenSize, config.imageSize == other.config.imageSize,
+              config.patchSize == other.config.patchSize, config.modelType == other.config.modelType,
+              layers.count == other.layers.count else { return false }
+        guard patchW == other.patchW, patchB == other.patchB, classEmb == other.classEmb, posEmb == other.posEmb,
+              preLNw == other.preLNw, preLNb == other.preLNb, postLNw == other.postLNw, postLNb == other.postLNb else { return false }
+        for (a, b) in zip(layers, other.layers) where !a.hasSameWeights(as: b) { return false }
+        return true
     }
 
     /// `post_layernorm` applied to rows of `hidden` (a copy).
