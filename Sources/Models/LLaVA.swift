@@ -207,9 +207,19 @@ public final class LlavaModel: @unchecked Sendable {
     ///   - yesIds: token ids counted as "yes" for `pYes` (nil: not computed).
     public func answer(encoding: LlavaImageEncoding, keptTokens: [Int], query: String, options: GenerationOptions,
                        reusePrefix: Bool = true, yesIds: Set<Int>? = nil) throws -> LlavaAnswer {
+        let p = try prefill(encoding: encoding, keptTokens: keptTokens, query: query,
+                            maxNewTokens: options.maxTokens, reusePrefix: reusePrefix)
+        return try decode(p, options: options, yesIds: yesIds)
+    }
+
+    /// Runs the prefill of the prompt with the kept visual tokens: the cached prefix KV (or a fresh one),
+    /// then the image tokens and the rest of the prompt in one batched pass.
+    public func prefill(encoding: LlavaImageEncoding, keptTokens: [Int], query: String, maxNewTokens: Int,
+                        reusePrefix: Bool = true) throws -> LlavaPrefill {
         let (prefix, suffix) = try promptParts(query: query)
         let d = config.textConfig.hiddenSize
         let k = keptTokens.count
+        let t0 = DispatchTime.now().uptimeNanoseconds
         // Embeddings of [image tokens…, suffix…], continuing after the prefix.
         var rest = Tensor(zeros: [k + suffix.count, d])
         for (i, t) in keptTokens.enumerated() {
@@ -222,43 +232,53 @@ public final class LlavaModel: @unchecked Sendable {
             let se = try language.embed(suffix)
             for i in 0..<suffix.count { for c in 0..<d { rest.data[(k + i) * d + c] = se.data[i * d + c] } }
         }
-        let capacity = prefix.count + k + suffix.count + options.maxTokens + 1
+        let capacity = prefix.count + k + suffix.count + maxNewTokens + 1
         var cache: KVCache
-        var prefixMs = 0.0
         if reusePrefix {
             cache = try prefixKV(prefix, capacity: capacity)
         } else {
-            let t0 = DispatchTime.now().uptimeNanoseconds
             cache = language.makeCache(capacity: capacity)
             if !prefix.isEmpty { _ = try language.forward(ids: prefix, cache: &cache) }
-            prefixMs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
         }
-        // Prefill the image tokens and the suffix, then decode (the first step's logits also give p_yes).
-        try options.validate()
+        let logits = try language.forward(embeddings: rest, cache: &cache)
         var timings = GenerationTimings()
         timings.promptTokens = prefix.count + rest.rows
+        timings.prefillMs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+        let promptIds = prefix + [Int](repeating: config.imageTokenIndex, count: k) + suffix
+        return LlavaPrefill(cache: cache, logits: logits.data, promptIds: promptIds, timings: timings)
+    }
+
+    /// Decodes after a prefill (greedy or sampled, stopping on `options.stopIds`); the first step's
+    /// logits also give `pYes`.
+    public func decode(_ p: LlavaPrefill, options: GenerationOptions, yesIds: Set<Int>? = nil) throws -> LlavaAnswer {
+        try options.validate()
+        var cache = p.cache
+        var timings = p.timings
         var sampler = TokenSampler(options: options)
-        let t0 = DispatchTime.now().uptimeNanoseconds
-        var logits = try language.forward(embeddings: rest, cache: &cache)
-        let pYes = yesIds.map { yesProbability(logits.data, $0) }
-        var next = sampler.next(logits.data)
         let t1 = DispatchTime.now().uptimeNanoseconds
-        timings.prefillMs = Double(t1 - t0) / 1e6 + prefixMs
+        let pYes = yesIds.map { yesProbability(p.logits, $0) }
+        var next = sampler.next(p.logits)
         var ids: [Int] = []
         while options.maxTokens > 0 {
             ids.append(next)
             if options.stopIds.contains(next) || ids.count >= options.maxTokens { break }
-            logits = try language.forward(ids: [next], cache: &cache)
+            let logits = try language.forward(ids: [next], cache: &cache)
             timings.decodeSteps += 1
             next = sampler.next(logits.data)
         }
         timings.decodeMs = Double(DispatchTime.now().uptimeNanoseconds - t1) / 1e6
         timings.generatedTokens = ids.count
-        let result = (ids: ids, timings: timings)
-        let promptIds = prefix + [Int](repeating: config.imageTokenIndex, count: k) + suffix
-        return LlavaAnswer(ids: result.ids, text: tokenizer.decode(result.ids, skipSpecialTokens: true),
-                           promptIds: promptIds, pYes: pYes, timings: result.timings)
+        return LlavaAnswer(ids: ids, text: tokenizer.decode(ids, skipSpecialTokens: true),
+                           promptIds: p.promptIds, pYes: pYes, timings: timings)
     }
+}
+
+/// The state after a prefill: the KV cache, the last position's logits and the prompt.
+public struct LlavaPrefill: Sendable {
+    public var cache: KVCache
+    public var logits: [Float]
+    public var promptIds: [Int]
+    public var timings: GenerationTimings
 }
 
 extension LlavaModel {

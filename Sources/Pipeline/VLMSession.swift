@@ -128,6 +128,17 @@ public final class VLMSession: @unchecked Sendable {
         return (decision, tokens, Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6)
     }
 
+    /// The prefill half of `answer` (a pipeline stage of its own).
+    public func prefill(_ e: Encoded, keptTokens: [Int], query: String, maxTokens: Int) throws -> LlavaPrefill {
+        try vlm.prefill(encoding: e.encoding, keptTokens: keptTokens, query: query, maxNewTokens: maxTokens)
+    }
+
+    /// The decode half of `answer`.
+    public func decode(_ p: LlavaPrefill, maxTokens: Int) throws -> LlavaAnswer {
+        try vlm.decode(p, options: GenerationOptions(maxTokens: maxTokens, stopIds: Set(vlm.tokenizer.stopTokenIds)),
+                       yesIds: yesIds)
+    }
+
     /// Answers a query from the kept visual tokens.
     public func answer(_ e: Encoded, keptTokens: [Int], query: String, maxTokens: Int) throws -> LlavaAnswer {
         let stops = Set(vlm.tokenizer.stopTokenIds)

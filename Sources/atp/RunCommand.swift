@@ -1,0 +1,117 @@
+import ArgumentParser
+import Foundation
+import Dispatch
+import Pipeline
+
+struct RunCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "run",
+        abstract: "Run a pipeline: answer events as JSON Lines on stdout, a per-stage profile on stderr.")
+
+    @Argument(help: "Pipeline YAML (see Pipelines/).")
+    var pipeline: String
+    @Option(help: "Replace the first source's URL (file, rtsp://, v4l2://, synthetic:).")
+    var source: String?
+    @Option(help: "A standing query (repeatable); replaces the YAML's queries.")
+    var query: [String] = []
+    @Option(help: "Stop after this many seconds.")
+    var duration: Double?
+    @Flag(help: "Pace file sources at their frame rate.")
+    var realtime = false
+    @Option(name: .customLong("profile-json"), help: "Write the per-stage profile as JSON to this file at exit.")
+    var profileJSON: String?
+    @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
+    var maxTokens: Int = 8
+    @Option(name: .customLong("change-threshold"), help: "Mean grey-level difference under which a frame reuses the last answers (0 disables).")
+    var changeThreshold: Double = 1.5
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws {
+        if let duration, !(duration > 0) { throw ValidationError("--duration \(duration): must be > 0") }
+        guard maxTokens >= 1 else { throw ValidationError("--max-tokens \(maxTokens): must be ≥ 1") }
+        guard changeThreshold >= 0 else { throw ValidationError("--change-threshold \(changeThreshold): must be ≥ 0") }
+    }
+
+    func run() throws {
+        try compute.apply()
+        let spec = try PipelineSpec.load(from: URL(fileURLWithPath: pipeline))
+        var options = RunOptions()
+        options.sourceOverride = source
+        options.queries = query
+        options.duration = duration
+        options.realtime = realtime
+        options.maxTokens = maxTokens
+        options.changeThreshold = changeThreshold
+        let out = LineWriter()
+        let runner = try PipelineRunner(spec: spec, options: options) { line in out.write(line) }
+        for note in runner.notes { printErr("atp: note: \(note)") }
+        let signals = SignalStop.install { runner.stop() }
+        defer { signals.cancel() }
+        let live = LiveTable(profiler: runner.profiler)
+        printErr("atp: running \(spec.name) (\(runner.queries.all.count) queries)…")
+        let report = try runner.run()
+        live.stop()
+        printErr(runner.profiler.renderTable())
+        if let profileJSON {
+            try writeAtomically(try report.jsonData(pretty: true), to: URL(fileURLWithPath: profileJSON))
+        }
+    }
+}
+
+/// Serialises stdout lines from several threads.
+final class LineWriter: @unchecked Sendable {
+    private let lock = NSLock()
+    func write(_ line: String) {
+        lock.withLock { FileHandle.standardOutput.write(Data((line + "\n").utf8)) }
+    }
+}
+
+/// SIGINT/SIGTERM end the run cleanly.
+struct SignalStop {
+    let sources: [DispatchSourceSignal]
+    static func install(_ action: @escaping @Sendable () -> Void) -> SignalStop {
+        var list: [DispatchSourceSignal] = []
+        for sig in [SIGINT, SIGTERM] {
+            signal(sig, SIG_IGN)
+            let s = DispatchSource.makeSignalSource(signal: sig, queue: .global())
+            s.setEventHandler {
+                printErr("atp: signal \(sig): stopping (flushing events and the profile)…")
+                action()
+            }
+            s.resume()
+            list.append(s)
+        }
+        return SignalStop(sources: list)
+    }
+    func cancel() { for s in sources { s.cancel() } }
+}
+
+/// A per-stage table redrawn on stderr every second, only when stderr is a terminal.
+final class LiveTable: @unchecked Sendable {
+    private var timer: DispatchSourceTimer?
+    init(profiler: Profiler) {
+        guard isatty(2) == 1 else { return }
+        let t = DispatchSource.makeTimerSource(queue: .global())
+        t.schedule(deadline: .now() + 1, repeating: 1)
+        t.setEventHandler {
+            let table = profiler.renderTable()
+            FileHandle.standardError.write(Data(("\u{1B}[2J\u{1B}[H" + table + "\n").utf8))
+        }
+        t.resume()
+        timer = t
+    }
+    func stop() { timer?.cancel() }
+}
+
+/// Writes `data` to a temporary file beside `url`, then renames it: nothing half-written is left.
+func writeAtomically(_ data: Data, to url: URL) throws {
+    let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
+    do {
+        try data.write(to: tmp)
+        if FileManager.default.fileExists(atPath: url.path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp) }
+        else { try FileManager.default.moveItem(at: tmp, to: url) }
+    } catch {
+        try? FileManager.default.removeItem(at: tmp)
+        throw CLIError("\(url.path): cannot write (\(error.localizedDescription))")
+    }
+}

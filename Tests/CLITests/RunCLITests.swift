@@ -1,0 +1,104 @@
+import XCTest
+import Foundation
+
+/// `atp run` end to end on the sample pipeline: JSON Lines on stdout with DESIGN's keys, the profile JSON,
+/// clean exit at --duration and on SIGTERM.
+final class RunCLITests: XCTestCase {
+    let pipeline = CLI.repo.appendingPathComponent("Pipelines/warehouse.yaml").path
+    static let stageNames: Set<String> = ["video_decode", "encode", "gate", "prefill", "llm_decode"]
+
+    func checkEvents(_ stdout: String) throws -> [[String: Any]] {
+        var answers: [[String: Any]] = []
+        for line in stdout.split(separator: "\n") {
+            let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
+            if obj["event"] != nil { continue }
+            XCTAssertEqual(Set(obj.keys), ["stream", "query", "pts", "captured_at", "answer", "p_yes", "changed", "reused",
+                                           "kept_count", "visual_tokens", "stages_ms", "e2e_ms"], "\(line)")
+            answers.append(obj)
+        }
+        return answers
+    }
+
+    func testWarehousePipelineRunsForItsDuration() throws {
+        let prof = FileManager.default.temporaryDirectory.appendingPathComponent("atp-prof-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: prof) }
+        let t0 = Date()
+        let r = try CLI.run(["run", pipeline, "--duration", "4", "--profile-json", prof.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        XCTAssertLessThan(Date().timeIntervalSince(t0), 30)
+        let answers = try checkEvents(r.stdout)
+        XCTAssertGreaterThan(answers.count, 4)
+        XCTAssertEqual(Set(answers.map { $0["query"] as! String }), ["person-in-aisle", "red-box"])
+        let fresh = answers.filter { ($0["reused"] as! Bool) == false }
+        XCTAssertFalse(fresh.isEmpty)
+        for a in fresh {
+            XCTAssertEqual(a["stream"] as? String, "aisle3")
+            XCTAssertEqual(a["visual_tokens"] as? Int, 9)
+            let k = a["kept_count"] as! Int
+            XCTAssertTrue((1...9).contains(k))
+            XCTAssertEqual(Set((a["stages_ms"] as! [String: Any]).keys), Self.stageNames)
+            let p = a["p_yes"] as! Double
+            XCTAssertTrue((0...1).contains(p))
+        }
+        // The red-box query keeps 35 % of 9 patches (3), the other 50 % (5: floor(4.5 + 0.5)).
+        XCTAssertEqual(Set(fresh.filter { $0["query"] as! String == "red-box" }.map { $0["kept_count"] as! Int }), [3])
+        XCTAssertEqual(Set(fresh.filter { $0["query"] as! String == "person-in-aisle" }.map { $0["kept_count"] as! Int }), [5])
+        // `changed` is true for the first answer of each query and whenever the text differs from the last one.
+        var last: [String: String] = [:]
+        for a in answers where (a["reused"] as! Bool) == false {
+            let q = a["query"] as! String, text = a["answer"] as! String
+            XCTAssertEqual(a["changed"] as? Bool, last[q].map { $0 != text } ?? true)
+            last[q] = text
+        }
+        let profile = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: prof)) as? [String: Any])
+        XCTAssertEqual(Set(profile.keys), ["stages", "e2e", "frames_in", "answers"])
+        let stages = try XCTUnwrap(profile["stages"] as? [String: [String: Any]])
+        XCTAssertEqual(Set(stages.keys), Self.stageNames)
+        for (_, s) in stages {
+            XCTAssertEqual(Set(s.keys), ["count", "p50_ms", "p95_ms", "p99_ms", "max_ms", "drops", "overruns"])
+        }
+        XCTAssertEqual(profile["answers"] as? Int, answers.count)
+        XCTAssertTrue(r.stderr.contains("p99"), "profile summary on stderr")
+    }
+
+    func testSIGTERMEndsTheRunCleanly() throws {
+        let prof = FileManager.default.temporaryDirectory.appendingPathComponent("atp-prof-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: prof) }
+        let p = Process()
+        p.executableURL = CLI.binary
+        p.arguments = ["run", pipeline, "--source", "synthetic:shapes?w=160&h=120&fps=15&seed=2", "--realtime",
+                       "--profile-json", prof.path]
+        let out = Pipe()
+        p.standardOutput = out
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        Thread.sleep(forTimeInterval: 3)
+        p.terminate()   // SIGTERM
+        let data = out.fileHandleForReading.readDataToEndOfFile()
+        p.waitUntilExit()
+        XCTAssertEqual(p.terminationReason, .exit)
+        XCTAssertEqual(p.terminationStatus, 0)
+        let answers = try checkEvents(String(decoding: data, as: UTF8.self))
+        XCTAssertGreaterThan(answers.count, 0)
+        XCTAssertTrue(FileManager.default.fileExists(atPath: prof.path), "profile written on SIGTERM")
+    }
+
+    func testBadPipelineFilesAreOneLineErrors() throws {
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atp-yaml-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let bad = dir.appendingPathComponent("bad.yaml")
+        try "name: x\nsources: []\nqueries: []\nstages: {encode: {queue: 0, policy: latest}}\n".write(to: bad, atomically: true, encoding: .utf8)
+        var r = try CLI.run(["run", bad.path])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertTrue(r.stderr.contains("bad.yaml") && r.stderr.contains("queue"), r.stderr)
+        try "name: x\nsorces: []\n".write(to: bad, atomically: true, encoding: .utf8)
+        r = try CLI.run(["run", bad.path])
+        XCTAssertTrue(r.stderr.contains("sorces") && r.stderr.contains("bad.yaml"), r.stderr)
+        r = try CLI.run(["run", pipeline, "--source", "rtsp://127.0.0.1:9/none", "--duration", "2"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertTrue(r.stderr.contains("rtsp://127.0.0.1:9/none"), r.stderr)
+    }
+}
