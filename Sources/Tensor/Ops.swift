@@ -176,10 +176,17 @@ public func softmaxRows(_ p: UnsafeMutablePointer<Float>, rows: Int, cols: Int, 
         }
         var sum = sumV.sum()
         if i < n {
-            var v = FloatVector(repeating: -.infinity)
-            for j in 0..<(n - i) { v[j] = row[i + j] }
-            let e = vexp(v - m)
-            for j in 0..<(n - i) { row[i + j] = e[j]; sum += e[j] }
+            // Tail: through a 16-float scratch buffer (lane-by-lane SIMD subscripts are slow).
+            let rem = n - i
+            withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { tmp in
+                let t = tmp.baseAddress!
+                t.initialize(repeating: -.infinity, count: 16)
+                t.update(from: row + i, count: rem)
+                let e = vexp(UnsafeRawPointer(t).loadUnaligned(as: FloatVector.self) - m)
+                UnsafeMutableRawPointer(t).storeBytes(of: e, as: FloatVector.self)
+                for j in 0..<rem { sum += t[j] }
+                (row + i).update(from: t, count: rem)
+            }
         }
         let inv = 1 / sum
         i = 0

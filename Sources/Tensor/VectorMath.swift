@@ -12,8 +12,10 @@ public typealias FloatVector = SIMD16<Float>
 /// - Complexity: O(1) per lane.
 @inlinable @inline(__always)
 public func vexp(_ x0: FloatVector) -> FloatVector {
-    let x = x0.clamped(lowerBound: FloatVector(repeating: -87.3), upperBound: FloatVector(repeating: 88.7))
-    let n = (x * log2e).rounded(.toNearestOrEven)
+    let x = pointwiseMin(pointwiseMax(x0, FloatVector(repeating: -87.3)), FloatVector(repeating: 88.7))
+    // Round to nearest by adding and subtracting 1.5·2²³ (SIMD `rounded` is a per-lane loop).
+    let shifted = x * log2e + 12_582_912
+    let n = shifted - 12_582_912
     let r = (x - n * ln2Hi) - n * ln2Lo
     // Taylor series of e^r on |r| ≤ ln2/2, degree 7 (truncation error < 1e-8).
     var p = FloatVector(repeating: 1.0 / 5040)
@@ -26,7 +28,7 @@ public func vexp(_ x0: FloatVector) -> FloatVector {
     p = p * r + 1
     // n is integral and |n| ≤ 128: adding 1.5·2²³ puts it in the low mantissa bits (a generic
     // SIMD Float→Int32 conversion is not lowered to one instruction).
-    let ni = unsafeBitCast(n + 12_582_912, to: SIMD16<Int32>.self) &- 0x4B40_0000
+    let ni = unsafeBitCast(shifted, to: SIMD16<Int32>.self) &- 0x4B40_0000
     let scale = unsafeBitCast((ni &+ 127) &<< 23, to: FloatVector.self)
     return p * scale
 }
@@ -68,9 +70,13 @@ public func mapInPlace(_ buffer: UnsafeMutablePointer<Float>, count: Int,
         i += 16
     }
     if i < count {
-        var v = FloatVector(repeating: 0)
-        for j in 0..<(count - i) { v[j] = buffer[i + j] }
-        let r = body(v)
-        for j in 0..<(count - i) { buffer[i + j] = r[j] }
+        let rem = count - i
+        withUnsafeTemporaryAllocation(of: Float.self, capacity: 16) { tmp in
+            let t = tmp.baseAddress!
+            t.initialize(repeating: 0, count: 16)
+            t.update(from: buffer + i, count: rem)
+            UnsafeMutableRawPointer(t).storeBytes(of: body(UnsafeRawPointer(t).loadUnaligned(as: FloatVector.self)), as: FloatVector.self)
+            (buffer + i).update(from: t, count: rem)
+        }
     }
 }
