@@ -103,13 +103,13 @@ public func swiGLU(_ gu: UnsafePointer<Float>, rows: Int, inner: Int, into out: 
         while i + 16 <= inner {
             let gv = raw.loadUnaligned(fromByteOffset: (g + i) * 4, as: FloatVector.self)
             let uv = raw.loadUnaligned(fromByteOffset: (g + inner + i) * 4, as: FloatVector.self)
-            oraw.storeBytes(of: gv / (1 + vexp(-gv)) * uv, toByteOffset: (o + i) * 4, as: FloatVector.self)
+            oraw.storeBytes(of: gv / (1 + fastExp(-gv)) * uv, toByteOffset: (o + i) * 4, as: FloatVector.self)
             i += 16
         }
         while i < inner {
             var gv = FloatVector(repeating: 0)
             gv[0] = gu[g + i]
-            let s = (gv / (1 + vexp(-gv)))[0]
+            let s = (gv / (1 + fastExp(-gv)))[0]
             out[o + i] = s * gu[g + inner + i]
             i += 1
         }
@@ -133,40 +133,128 @@ public func cachedAttention(q: UnsafePointer<Float>, ldq: Int, tq: Int,
     let group = heads / kvHeads, width = heads * headDim
     let scale = 1 / Float(headDim).squareRoot()
     let past = tk - tq
+    let ldTk = (tk + 15) / 16 * 16   // score rows padded to whole vectors
     if tq == 1 {
         // One query: the `group` heads sharing a kv head form a [group, headDim] matrix.
         for g in 0..<kvHeads {
             let qg = q + g * group * headDim
             BLAS.sgemm(transB: true, m: group, n: tk, k: headDim, alpha: scale,
-                       a: qg, lda: headDim, b: k + g * headDim, ldb: ldkv, c: scratch, ldc: tk)
-            softmaxRows(scratch, rows: group, cols: tk, ld: tk)
-            BLAS.sgemm(m: group, n: headDim, k: tk, a: scratch, lda: tk, b: v + g * headDim, ldb: ldkv,
+                       a: qg, lda: headDim, b: k + g * headDim, ldb: ldkv, c: scratch, ldc: ldTk)
+            softmaxCausal(scratch, rows: group, ld: ldTk, firstValid: tk, growth: 0)
+            BLAS.sgemm(m: group, n: headDim, k: tk, a: scratch, lda: ldTk, b: v + g * headDim, ldb: ldkv,
                        c: out + g * group * headDim, ldc: headDim)
         }
         return
     }
-    // Many queries: blocks of query rows, each against only the keys it may see.
+    // Many queries: blocks of query rows, each against only the keys it may see. Per block, the
+    // scores of every head are computed first, so that the softmax runs over all of them in parallel.
     let block = attentionBlockRows
-    for h in 0..<heads {
-        let kvh = h / group
-        var r0 = 0
-        while r0 < tq {
-            let r1 = min(tq, r0 + block), n = past + r1
-            BLAS.sgemm(transB: true, m: r1 - r0, n: n, k: headDim, alpha: scale,
-                       a: q + r0 * ldq + h * headDim, lda: ldq, b: k + kvh * headDim, ldb: ldkv,
-                       c: scratch, ldc: n)
-            softmaxRows(scratch, rows: r1 - r0, cols: n, ld: n, valid: { past + r0 + $0 + 1 })
-            BLAS.sgemm(m: r1 - r0, n: headDim, k: n, a: scratch, lda: n, b: v + kvh * headDim, ldb: ldkv,
-                       c: out + r0 * width + h * headDim, ldc: width)
-            r0 = r1
+    var r0 = 0
+    while r0 < tq {
+        let r1 = min(tq, r0 + block), n = past + r1, rows = r1 - r0
+        let ldn = (n + 15) / 16 * 16
+        for h in 0..<heads {   // scores of head h: [rows, n] at scratch + h·rows·ldn
+            BLAS.sgemm(transB: true, m: rows, n: n, k: headDim, alpha: scale,
+                       a: q + r0 * ldq + h * headDim, lda: ldq, b: k + (h / group) * headDim, ldb: ldkv,
+                       c: scratch + h * rows * ldn, ldc: ldn)
         }
+        let firstValid = past + r0 + 1
+        Parallel.forEachChunk(heads * rows, minChunk: 32) { range in
+            for idx in range {   // idx = h·rows + row
+                softmaxCausal(scratch + idx * ldn, rows: 1, ld: ldn, firstValid: firstValid + idx % rows)
+            }
+        }
+        for h in 0..<heads {
+            BLAS.sgemm(m: rows, n: headDim, k: n, a: scratch + h * rows * ldn, lda: ldn, b: v + (h / group) * headDim, ldb: ldkv,
+                       c: out + r0 * width + h * headDim, ldc: width)
+        }
+        r0 = r1
     }
 }
 
 /// Query rows per block in `cachedAttention`'s multi-query path.
-public let attentionBlockRows = 64
+public let attentionBlockRows = 128
 
 /// Floats of scratch `cachedAttention` needs.
 public func attentionScratchCount(tq: Int, tk: Int, heads: Int, kvHeads: Int) -> Int {
-    tq == 1 ? (heads / kvHeads) * tk : min(tq, attentionBlockRows) * tk
+    (tq == 1 ? heads / kvHeads : heads * min(tq, attentionBlockRows)) * ((tk + 15) / 16 * 16)
+}
+
+/// e^x per lane, as `vexp` (degree-7 polynomial after a ln 2 range reduction, ≈ 1 ulp on [-87, 88])
+/// but with branch-free integer tricks that keep every step vectorised: the rounding of x·log2(e)
+/// uses the 1.5·2²³ magic constant, whose low mantissa bits then hold the exponent.
+///
+/// - Complexity: O(1) per lane.
+@inlinable @inline(__always)
+public func fastExp(_ x0: FloatVector) -> FloatVector {
+    let lo = FloatVector(repeating: -87.3), hi = FloatVector(repeating: 88.7)
+    let x = x0.replacing(with: lo, where: x0 .< lo).replacing(with: hi, where: x0 .> hi)
+    let magic = FloatVector(repeating: 12_582_912)            // 1.5 · 2^23
+    let t = x * 1.442_695_040_888_963_4 + magic               // round(x·log2 e) in the low mantissa bits
+    let n = t - magic
+    let r = (x - n * 0.693_145_751_953_125) - n * 1.428_606_765_330_187e-6
+    var p = FloatVector(repeating: 1.0 / 5040)
+    p = p * r + 1.0 / 720
+    p = p * r + 1.0 / 120
+    p = p * r + 1.0 / 24
+    p = p * r + 1.0 / 6
+    p = p * r + 0.5
+    p = p * r + 1
+    p = p * r + 1
+    let bits = unsafeBitCast(t, to: SIMD16<UInt32>.self) &- 0x4B40_0000 &+ 127   // n + 127
+    return p * unsafeBitCast(bits &<< 23, to: FloatVector.self)
+}
+
+/// Causal softmax in place over `rows` rows of stride `ld` (a multiple of 16): row r uses its first
+/// `firstValid + growth·r` columns (capped at `ld`) and sets the rest of its `ld` columns to 0.
+/// Whole 16-lane vectors only: the last partial vector is masked, never read lane by lane.
+///
+/// - Complexity: O(rows·ld).
+@inlinable
+public func softmaxCausal(_ p: UnsafeMutablePointer<Float>, rows: Int, ld: Int, firstValid: Int, growth: Int = 1) {
+    precondition(ld % 16 == 0, "softmaxCausal: ld \(ld) is not a multiple of 16")
+    let raw = UnsafeMutableRawPointer(p)
+    let lanes = SIMD16<Int32>(0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15)
+    let negInf = FloatVector(repeating: -.infinity), zero = FloatVector(repeating: 0)
+    for r in 0..<rows {
+        let base = r * ld * 4
+        let n = min(ld, firstValid + growth * r)
+        let full = n / 16, rem = n % 16
+        let tailMask = lanes .>= SIMD16<Int32>(repeating: Int32(rem))   // lanes past the valid ones
+        var mv = negInf
+        // (`pointwiseMax` is lane-by-lane in the standard library; compare + select vectorises.)
+        for v in 0..<full {
+            let x = raw.loadUnaligned(fromByteOffset: base + v * 64, as: FloatVector.self)
+            mv.replace(with: x, where: x .> mv)
+        }
+        if rem > 0 {
+            let x = raw.loadUnaligned(fromByteOffset: base + full * 64, as: FloatVector.self).replacing(with: -.infinity, where: tailMask)
+            mv.replace(with: x, where: x .> mv)
+        }
+        var m8 = mv.lowHalf, h8 = mv.highHalf
+        m8.replace(with: h8, where: h8 .> m8)
+        var m4 = m8.lowHalf, h4 = m8.highHalf
+        m4.replace(with: h4, where: h4 .> m4)
+        let mvec = FloatVector(repeating: max(max(m4[0], m4[1]), max(m4[2], m4[3])))
+        var sumV = zero
+        for v in 0..<full {
+            let e = fastExp(raw.loadUnaligned(fromByteOffset: base + v * 64, as: FloatVector.self) - mvec)
+            raw.storeBytes(of: e, toByteOffset: base + v * 64, as: FloatVector.self)
+            sumV += e
+        }
+        if rem > 0 {
+            let e = fastExp(raw.loadUnaligned(fromByteOffset: base + full * 64, as: FloatVector.self) - mvec)
+                .replacing(with: 0, where: tailMask)
+            raw.storeBytes(of: e, toByteOffset: base + full * 64, as: FloatVector.self)
+            sumV += e
+        }
+        let s8 = sumV.lowHalf + sumV.highHalf, s4 = s8.lowHalf + s8.highHalf, s2 = s4.lowHalf + s4.highHalf
+        let inv = FloatVector(repeating: 1 / (s2[0] + s2[1]))
+        let used = (n + 15) / 16
+        for v in 0..<used {
+            raw.storeBytes(of: raw.loadUnaligned(fromByteOffset: base + v * 64, as: FloatVector.self) * inv,
+                           toByteOffset: base + v * 64, as: FloatVector.self)
+        }
+        for v in used..<(ld / 16) { raw.storeBytes(of: zero, toByteOffset: base + v * 64, as: FloatVector.self) }
+    }
 }

@@ -8,7 +8,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each with a baseline measured in the same process.",
-        subcommands: [BenchEncode.self])
+        subcommands: [BenchEncode.self, BenchLM.self])
 }
 
 /// Times `body` `repeats` times after one warm-up; returns the median seconds.

@@ -1,0 +1,426 @@
+// The Llama-family decoder (also Qwen2 and SmolLM2), following transformers' modeling_llama.py
+// (LlamaRMSNorm, LlamaRotaryEmbedding with rotate_half, LlamaAttention with grouped-query
+// attention, LlamaMLP = down(silu(gate(x)) · up(x)), LlamaForCausalLM) and modeling_qwen2.py
+// (the same with q/k/v biases). Weights come from an HF folder (`model.…` keys, `lm_head.weight`
+// or tied) or from a llama.cpp GGUF file (`token_embd`, `blk.N.…`, `output_norm`, `output`).
+//
+// Layout in memory: q/k/v projections are fused into one `[q + 2·kv, D]` matrix and gate/up into
+// one `[2·I, D]` matrix, so a step runs 4 GEMMs (GEMVs when decoding one token) per layer.
+
+import Foundation
+import Tensor
+import ModelIO
+
+/// An input a decoder cannot run on (bad token id, wrong embedding width, a cache of another model).
+public struct LlamaError: Error, CustomStringConvertible, Equatable, Sendable {
+    public let description: String
+    public init(_ message: String) { description = message }
+}
+
+/// One decoder layer's weights (`LlamaDecoderLayer`), fused as described above.
+struct LlamaLayer: Sendable {
+    let attnNorm: Tensor          // [D]
+    let wqkv: Tensor              // [q + 2kv, D]
+    let bqkv: Tensor?             // [q + 2kv]
+    let wo: Tensor                // [D, q]
+    let bo: Tensor?               // [D]
+    let mlpNorm: Tensor           // [D]
+    let wgu: Tensor               // [2I, D]: gate rows, then up rows
+    let bgu: Tensor?              // [2I]
+    let wdown: Tensor             // [D, I]
+    let bdown: Tensor?            // [D]
+}
+
+/// Where the decoder's tensors come from: checkpoint keys for each part, loaded strictly.
+private protocol LlamaTensorSource {
+    func take(_ key: String, shape: [Int]) throws -> Tensor
+    func has(_ key: String) -> Bool
+    /// The key of a part of layer `layer` (nil for the embedding, final norm and head).
+    func key(_ part: LlamaPart, layer: Int) -> String
+}
+
+private enum LlamaPart {
+    case attnNorm, q, k, v, o, mlpNorm, gate, up, down
+    case qBias, kBias, vBias, oBias, gateBias, upBias, downBias
+}
+
+/// HF keys: `{prefix}layers.N.self_attn.q_proj.weight`, …
+private struct HFSource: LlamaTensorSource {
+    let weights: StrictWeights
+    let prefix: String
+    func take(_ key: String, shape: [Int]) throws -> Tensor { try weights.take(key, shape: shape) }
+    func has(_ key: String) -> Bool { weights.has(key) }
+    func key(_ part: LlamaPart, layer i: Int) -> String {
+        let p = "\(prefix)layers.\(i)."
+        switch part {
+        case .attnNorm: return p + "input_layernorm.weight"
+        case .mlpNorm: return p + "post_attention_layernorm.weight"
+        case .q: return p + "self_attn.q_proj.weight"
+        case .k: return p + "self_attn.k_proj.weight"
+        case .v: return p + "self_attn.v_proj.weight"
+        case .o: return p + "self_attn.o_proj.weight"
+        case .qBias: return p + "self_attn.q_proj.bias"
+        case .kBias: return p + "self_attn.k_proj.bias"
+        case .vBias: return p + "self_attn.v_proj.bias"
+        case .oBias: return p + "self_attn.o_proj.bias"
+        case .gate: return p + "mlp.gate_proj.weight"
+        case .up: return p + "mlp.up_proj.weight"
+        case .down: return p + "mlp.down_proj.weight"
+        case .gateBias: return p + "mlp.gate_proj.bias"
+        case .upBias: return p + "mlp.up_proj.bias"
+        case .downBias: return p + "mlp.down_proj.bias"
+        }
+    }
+}
+
+/// llama.cpp keys (`blk.N.attn_q.weight`, …), strict like `StrictWeights`; for the `llama`
+/// architecture the rows of `attn_q`/`attn_k` are un-permuted back to the rotate_half layout.
+private final class GGUFSource: LlamaTensorSource {
+    let file: GGUFFile
+    let unpermuteHeads: (q: Int, k: Int)?
+    private(set) var used: Set<String> = []
+
+    init(file: GGUFFile, unpermuteHeads: (q: Int, k: Int)?) {
+        self.file = file
+        self.unpermuteHeads = unpermuteHeads
+    }
+
+    func has(_ key: String) -> Bool { file.tensorInfo(named: key) != nil }
+
+    func take(_ key: String, shape: [Int]) throws -> Tensor {
+        guard let info = file.tensorInfo(named: key) else {
+            throw ModelIOError(.missingTensor, path: file.url.path, "missing tensor '\(key)'")
+        }
+        guard info.shape.filter({ $0 != 1 }) == shape.filter({ $0 != 1 }) else {
+            throw ModelIOError(.shapeMismatch, path: file.url.path, "tensor '\(key)' has shape \(info.shape); the metadata implies \(shape)")
+        }
+        var data = try file.tensorData(named: key)
+        if let heads = unpermuteHeads {
+            if key.contains(".attn_q.") { data = Self.unpermute(data, heads: heads.q, rows: shape[0]) }
+            if key.contains(".attn_k.") { data = Self.unpermute(data, heads: heads.k, rows: shape[0]) }
+        }
+        used.insert(key)
+        return Tensor(shape: shape, data: data)
+    }
+
+    /// Inverts convert_hf_to_gguf.py's `LlamaModel.permute`: GGUF row `h·d + 2i + j` holds HF row `h·d + j·d/2 + i`.
+    static func unpermute(_ w: [Float], heads: Int, rows: Int) -> [Float] {
+        let cols = w.count / rows, d = rows / heads, half = d / 2
+        var out = [Float](repeating: 0, count: w.count)
+        for h in 0..<heads { for i in 0..<half { for j in 0..<2 {
+            let src = (h * d + 2 * i + j) * cols, dst = (h * d + j * half + i) * cols
+            for c in 0..<cols { out[dst + c] = w[src + c] }
+        }}}
+        return out
+    }
+
+    func key(_ part: LlamaPart, layer i: Int) -> String {
+        let p = "blk.\(i)."
+        switch part {
+        case .attnNorm: return p + "attn_norm.weight"
+        case .mlpNorm: return p + "ffn_norm.weight"
+        case .q: return p + "attn_q.weight"
+        case .k: return p + "attn_k.weight"
+        case .v: return p + "attn_v.weight"
+        case .o: return p + "attn_output.weight"
+        case .qBias: return p + "attn_q.bias"
+        case .kBias: return p + "attn_k.bias"
+        case .vBias: return p + "attn_v.bias"
+        case .oBias: return p + "attn_output.bias"
+        case .gate: return p + "ffn_gate.weight"
+        case .up: return p + "ffn_up.weight"
+        case .down: return p + "ffn_down.weight"
+        case .gateBias: return p + "ffn_gate.bias"
+        case .upBias: return p + "ffn_up.bias"
+        case .downBias: return p + "ffn_down.bias"
+        }
+    }
+
+    func finish() throws {
+        let unused = file.tensorNames.filter { !used.contains($0) }
+        if let first = unused.first {
+            let more = unused.count > 1 ? " (and \(unused.count - 1) more)" : ""
+            throw ModelIOError(.unusedTensor, path: file.url.path, "unused tensor '\(first)'\(more): the file does not match its metadata")
+        }
+    }
+}
+
+/// A Llama / Qwen2 / SmolLM2 causal language model (`LlamaForCausalLM`, `Qwen2ForCausalLM`), f32 on the CPU.
+public struct LlamaModel: Sendable {
+    public let config: LlamaConfig
+    let embedTokens: Tensor      // [vocab, D]
+    let layers: [LlamaLayer]
+    let finalNorm: Tensor        // [D]
+    let lmHead: Tensor           // [vocab, D] (shares storage with embedTokens when tied)
+    /// RoPE inverse frequencies `[headDim/2]`, scaling included.
+    let invFreq: [Float]
+    /// Decode steps run their projections through `cblas_sgemv` (true) or `cblas_sgemm` with m = 1.
+    public var decodeUsesGEMV = true
+
+    /// Checkpoint tensors of an HF folder that are not weights (old rotary buffers).
+    public static func isIgnored(_ key: String) -> Bool { key.hasSuffix("rotary_emb.inv_freq") }
+
+    /// Loads the decoder from keys `{prefix}embed_tokens.weight`, `{prefix}layers.N.…`, `{prefix}norm.weight`
+    /// and the head from `lmHeadKey` (or the embeddings when that key is absent and the config ties them).
+    /// Leaves `weights.finish` to the caller, so a multimodal model can share one `StrictWeights`.
+    ///
+    /// - Parameters:
+    ///   - prefix: e.g. `model.` (causal LM), `language_model.model.` or `model.language_model.` (LLaVA).
+    ///   - lmHeadKey: e.g. `lm_head.weight` or `language_model.lm_head.weight`.
+    /// - Throws: `ModelIOError` naming a missing tensor or one of the wrong shape.
+    public init(config: LlamaConfig, weights: StrictWeights, prefix: String = "model.",
+                lmHeadKey: String = "lm_head.weight") throws {
+        let src = HFSource(weights: weights, prefix: prefix)
+        try self.init(config: config, source: src, embedKey: "\(prefix)embed_tokens.weight",
+                      normKey: "\(prefix)norm.weight", headKey: lmHeadKey, ropeFactors: nil)
+    }
+
+    /// Loads an HF folder (`config.json`, `model.safetensors` or shards) saved by transformers 4.x or 5.x.
+    ///
+    /// - Throws: `ModelIOError` naming the file and key: unknown `model_type`, a missing or unused
+    ///   tensor, or weights larger than the available memory as f32.
+    public init(folder: URL) throws {
+        let config = try LlamaConfig.load(folder: folder)
+        let files = try WeightFiles(folder: folder)
+        try ensureFits(bytes: files.f32Footprint, what: folder.path)
+        let w = StrictWeights(files: files)
+        try self.init(config: config, weights: w)
+        try w.finish(ignore: Self.isIgnored)
+    }
+
+    /// Loads a llama.cpp GGUF file (architectures `llama` and `qwen2`; any type `GGUFFile` dequantises).
+    ///
+    /// - Throws: `ModelIOError` naming the file and the key or tensor at fault.
+    public init(gguf url: URL) throws {
+        let file = try GGUFFile(url: url)
+        try ensureFits(bytes: file.f32Footprint(), what: url.path)
+        let config = try LlamaConfig(gguf: file)
+        // llama.cpp permutes q/k rows only for the `llama` architecture (for its interleaved RoPE).
+        let src = GGUFSource(file: file, unpermuteHeads: config.modelType == "llama"
+                             ? (config.numAttentionHeads, config.numKeyValueHeads) : nil)
+        var factors: [Float]?
+        if file.tensorInfo(named: "rope_freqs.weight") != nil {
+            factors = try src.take("rope_freqs.weight", shape: [config.headDim / 2]).data
+        }
+        try self.init(config: config, source: src, embedKey: "token_embd.weight", normKey: "output_norm.weight",
+                      headKey: "output.weight", ropeFactors: factors)
+        try src.finish()
+    }
+
+    /// Loads a `.gguf` file or an HF folder.
+    public static func load(_ url: URL) throws -> LlamaModel {
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
+            throw ModelIOError(.notFound, path: url.path, "no such file or folder")
+        }
+        return isDir.boolValue ? try LlamaModel(folder: url) : try LlamaModel(gguf: url)
+    }
+
+    private init(config c: LlamaConfig, source s: LlamaTensorSource, embedKey: String, normKey: String,
+                 headKey: String, ropeFactors: [Float]?) throws {
+        config = c
+        let d = c.hiddenSize, q = c.qDim, kv = c.kvDim, inner = c.intermediateSize
+        embedTokens = try s.take(embedKey, shape: [c.vocabSize, d])
+        var layers: [LlamaLayer] = []
+        for i in 0..<c.numHiddenLayers {
+            func t(_ p: LlamaPart, _ shape: [Int]) throws -> Tensor { try s.take(s.key(p, layer: i), shape: shape) }
+            func cat(_ parts: [(LlamaPart, [Int])]) throws -> Tensor {
+                var data: [Float] = []
+                data.reserveCapacity(parts.reduce(0) { $0 + $1.1.reduce(1, *) })
+                for (p, shape) in parts { data += try t(p, shape).data }
+                let rows = parts.reduce(0) { $0 + $1.1[0] }
+                return Tensor(shape: parts[0].1.count == 1 ? [rows] : [rows, parts[0].1[1]], data: data)
+            }
+            layers.append(LlamaLayer(
+                attnNorm: try t(.attnNorm, [d]),
+                wqkv: try cat([(.q, [q, d]), (.k, [kv, d]), (.v, [kv, d])]),
+                bqkv: c.qkvBias ? try cat([(.qBias, [q]), (.kBias, [kv]), (.vBias, [kv])]) : nil,
+                wo: try t(.o, [d, q]),
+                bo: c.outputBias ? try t(.oBias, [d]) : nil,
+                mlpNorm: try t(.mlpNorm, [d]),
+                wgu: try cat([(.gate, [inner, d]), (.up, [inner, d])]),
+                bgu: c.mlpBias ? try cat([(.gateBias, [inner]), (.upBias, [inner])]) : nil,
+                wdown: try t(.down, [d, inner]),
+                bdown: c.mlpBias ? try t(.downBias, [d]) : nil))
+        }
+        self.layers = layers
+        finalNorm = try s.take(normKey, shape: [d])
+        if s.has(headKey) {
+            lmHead = try s.take(headKey, shape: [c.vocabSize, d])
+        } else if c.tieWordEmbeddings {
+            lmHead = embedTokens
+        } else {
+            lmHead = try s.take(headKey, shape: [c.vocabSize, d])  // throws: missing tensor, named
+        }
+        var inv = c.rope.inverseFrequencies(headDim: c.headDim)
+        if let f = ropeFactors {
+            // llama.cpp stores llama3-style scaling as per-frequency divisors.
+            for i in inv.indices { inv[i] /= f[i] }
+        }
+        invFreq = inv
+    }
+
+    /// Number of decoder layers.
+    public var layerCount: Int { config.numHiddenLayers }
+    /// Hidden width D.
+    public var hiddenSize: Int { config.hiddenSize }
+    /// Vocabulary size (rows of the logits).
+    public var vocabSize: Int { config.vocabSize }
+
+    /// An empty KV cache for this model with room for `capacity` positions (it grows past that).
+    public func makeCache(capacity: Int = 256) -> KVCache {
+        KVCache(layers: config.numHiddenLayers, kvDim: config.kvDim, capacity: capacity)
+    }
+
+    /// Token embeddings `[T, D]` (`embed_tokens`).
+    ///
+    /// - Throws: `LlamaError` naming an id outside `0..<vocab`.
+    public func embed(_ ids: [Int]) throws -> Tensor {
+        let d = config.hiddenSize
+        var out = [Float](repeating: 0, count: ids.count * d)
+        for (r, id) in ids.enumerated() {
+            guard id >= 0 && id < config.vocabSize else {
+                throw LlamaError("token id \(id) at position \(r) is outside the vocabulary 0..<\(config.vocabSize)")
+            }
+            out.withUnsafeMutableBufferPointer { o in
+                embedTokens.data.withUnsafeBufferPointer { e in
+                    (o.baseAddress! + r * d).update(from: e.baseAddress! + id * d, count: d)
+                }
+            }
+        }
+        return Tensor(shape: [ids.count, d], data: out)
+    }
+
+    /// Runs token ids after the cache's current positions; see `forward(embeddings:cache:allLogits:)`.
+    public func forward(ids: [Int], cache: inout KVCache, allLogits: Bool = false) throws -> Tensor {
+        try forward(embeddings: try embed(ids), cache: &cache, allLogits: allLogits)
+    }
+
+    /// Runs T new positions (input embeddings `[T, D]`) after the cache's `count` positions in one
+    /// batched pass, appends their keys and values to the cache, and returns the logits of the last
+    /// position `[vocab]`, or of every new position `[T, vocab]` when `allLogits`.
+    ///
+    /// - Throws: `LlamaError` when the embeddings are not `[T ≥ 1, D]` or the cache belongs to another shape of model.
+    /// - Complexity: O(T·P + T·(T + past)·D) where P is the parameter count.
+    public func forward(embeddings: Tensor, cache: inout KVCache, allLogits: Bool = false) throws -> Tensor {
+        let c = config
+        let d = c.hiddenSize, qd = c.qDim, kvd = c.kvDim, inner = c.intermediateSize
+        let hd = c.headDim, heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
+        let qkvW = qd + 2 * kvd, vocab = c.vocabSize
+        guard embeddings.shape.count == 2, embeddings.cols == d, embeddings.rows >= 1 else {
+            throw LlamaError("input embeddings have shape \(embeddings.shape); expected [T ≥ 1, \(d)]")
+        }
+        guard cache.layers == c.numHiddenLayers, cache.kvDim == kvd else {
+            throw LlamaError("KV cache has \(cache.layers) layers × \(cache.kvDim) wide; the model needs \(c.numHiddenLayers) × \(kvd)")
+        }
+        let t = embeddings.rows, past = cache.count, total = past + t
+        cache.reserve(total)
+        let gemv = decodeUsesGEMV
+
+        // One workspace for the whole pass: x, h, qkv, attention out, gate/up, act, rope tables, scores.
+        let half = hd / 2
+        let sizes = [t * d, t * d, t * qkvW, t * qd, t * 2 * inner, t * inner, t * half, t * half,
+                     attentionScratchCount(tq: t, tk: total, heads: heads, kvHeads: kvHeads)]
+        let ws = UnsafeMutablePointer<Float>.allocate(capacity: sizes.reduce(0, +))
+        defer { ws.deallocate() }
+        var offsets: [Int] = [], o = 0
+        for s in sizes { offsets.append(o); o += s }
+        let x = ws + offsets[0], h = ws + offsets[1], qkv = ws + offsets[2], att = ws + offsets[3]
+        let gu = ws + offsets[4], act = ws + offsets[5], cosT = ws + offsets[6], sinT = ws + offsets[7]
+        let scores = ws + offsets[8]
+
+        embeddings.data.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: t * d) }
+        ropeTables(invFreq: invFreq, positions: past..<total, cos: cosT, sin: sinT)
+
+        for l in 0..<c.numHiddenLayers {
+            let layer = layers[l]
+            // Attention block: h = norm(x); qkv = h·Wqkvᵀ + b; rope(q, k); append k, v; x += attn·Woᵀ + bo
+            layer.attnNorm.data.withUnsafeBufferPointer { rmsNormRows(x, into: h, rows: t, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps) }
+            if let b = layer.bqkv { b.data.withUnsafeBufferPointer { broadcastRows($0.baseAddress!, count: qkvW, rows: t, into: qkv, ldy: qkvW) } }
+            layer.wqkv.data.withUnsafeBufferPointer {
+                linearRows(h, rows: t, inFeatures: d, weight: $0.baseAddress!, outFeatures: qkvW, into: qkv,
+                           beta: layer.bqkv == nil ? 0 : 1, useGEMV: gemv)
+            }
+            forRowChunks(t) { r0, n in
+                applyRoPE(qkv + r0 * qkvW, rows: n, ld: qkvW, heads: heads, headDim: hd, cos: cosT + r0 * half, sin: sinT + r0 * half)
+                applyRoPE(qkv + r0 * qkvW + qd, rows: n, ld: qkvW, heads: kvHeads, headDim: hd, cos: cosT + r0 * half, sin: sinT + r0 * half)
+            }
+            cache.keys[l].withUnsafeMutableBufferPointer { kb in
+                cache.values[l].withUnsafeMutableBufferPointer { vb in
+                    let kc = kb.baseAddress!, vc = vb.baseAddress!
+                    for r in 0..<t {
+                        (kc + (past + r) * kvd).update(from: qkv + r * qkvW + qd, count: kvd)     // [T, kvHeads·hd]
+                        (vc + (past + r) * kvd).update(from: qkv + r * qkvW + qd + kvd, count: kvd)
+                    }
+                    cachedAttention(q: qkv, ldq: qkvW, tq: t, k: kc, v: vc, ldkv: kvd, tk: total,
+                                    heads: heads, kvHeads: kvHeads, headDim: hd, out: att, scratch: scores)
+                }
+            }
+            if let b = layer.bo { b.data.withUnsafeBufferPointer { addRows($0.baseAddress!, count: d, rows: t, into: x) } }
+            layer.wo.data.withUnsafeBufferPointer {
+                linearRows(att, rows: t, inFeatures: qd, weight: $0.baseAddress!, outFeatures: d, into: x, beta: 1, useGEMV: gemv)
+            }
+            // MLP block: h = norm(x); gu = h·[Wg; Wu]ᵀ; act = silu(g)·u; x += act·Wdownᵀ
+            layer.mlpNorm.data.withUnsafeBufferPointer { rmsNormRows(x, into: h, rows: t, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps) }
+            if let b = layer.bgu { b.data.withUnsafeBufferPointer { broadcastRows($0.baseAddress!, count: 2 * inner, rows: t, into: gu, ldy: 2 * inner) } }
+            layer.wgu.data.withUnsafeBufferPointer {
+                linearRows(h, rows: t, inFeatures: d, weight: $0.baseAddress!, outFeatures: 2 * inner, into: gu,
+                           beta: layer.bgu == nil ? 0 : 1, useGEMV: gemv)
+            }
+            forRowChunks(t) { r0, n in swiGLU(gu + r0 * 2 * inner, rows: n, inner: inner, into: act + r0 * inner) }
+            if let b = layer.bdown { b.data.withUnsafeBufferPointer { addRows($0.baseAddress!, count: d, rows: t, into: x) } }
+            layer.wdown.data.withUnsafeBufferPointer {
+                linearRows(act, rows: t, inFeatures: inner, weight: $0.baseAddress!, outFeatures: d, into: x, beta: 1, useGEMV: gemv)
+            }
+        }
+        cache.advance(by: t)
+
+        // Final norm and head, on the last row only unless every position's logits are wanted.
+        let outRows = allLogits ? t : 1
+        finalNorm.data.withUnsafeBufferPointer {
+            rmsNormRows(x + (t - outRows) * d, into: h, rows: outRows, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps)
+        }
+        var logits = [Float](repeating: 0, count: outRows * vocab)
+        logits.withUnsafeMutableBufferPointer { lp in
+            lmHead.data.withUnsafeBufferPointer {
+                linearRows(h, rows: outRows, inFeatures: d, weight: $0.baseAddress!, outFeatures: vocab, into: lp.baseAddress!, useGEMV: gemv)
+            }
+        }
+        return Tensor(shape: allLogits ? [t, vocab] : [vocab], data: logits)
+    }
+
+    /// FLOPs (multiply-add = 2) of a forward over `tokens` new positions after `past` cached ones,
+    /// with `logitRows` rows through the head: projections, attention scores and mixing.
+    public func flops(tokens t: Int, past: Int = 0, logitRows: Int = 1) -> Double {
+        let c = config
+        let d = Double(c.hiddenSize), q = Double(c.qDim), kv = Double(c.kvDim), i = Double(c.intermediateSize)
+        let T = Double(t)
+        let proj = 2 * T * d * (q + 2 * kv) + 2 * T * q * d + 2 * T * d * 2 * i + 2 * T * i * d
+        // Σ over new rows of the keys each sees: t·past + t(t+1)/2; QKᵀ and P·V each 2·heads·hd per pair.
+        let pairs = T * Double(past) + T * (T + 1) / 2
+        let attn = 2 * 2 * pairs * q
+        return Double(c.numHiddenLayers) * (proj + attn) + 2 * Double(logitRows) * d * Double(c.vocabSize)
+    }
+
+    /// The projection GEMM shapes of a forward over `tokens` rows (m = rows, n = outputs, k = inputs),
+    /// each with its count per pass, plus the one-row head: the same matrices a BLAS baseline should time.
+    public func gemmShapes(tokens t: Int) -> [(m: Int, n: Int, k: Int, count: Int)] {
+        let c = config, L = c.numHiddenLayers
+        return [(t, c.qDim + 2 * c.kvDim, c.hiddenSize, L), (t, c.hiddenSize, c.qDim, L),
+                (t, 2 * c.intermediateSize, c.hiddenSize, L), (t, c.hiddenSize, c.intermediateSize, L),
+                (1, c.vocabSize, c.hiddenSize, 1)]
+    }
+}
+
+/// Runs `body(firstRow, rowCount)` over `rows` split across `Parallel.threads` (inline for one row).
+@inline(__always)
+private func forRowChunks(_ rows: Int, _ body: (Int, Int) -> Void) {
+    if rows < 8 { body(0, rows); return }
+    Parallel.forEachChunk(rows, minChunk: 4) { r in body(r.lowerBound, r.count) }
+}
+
+/// `y[r, :] += b` for each of `rows` rows of width `count`.
+@inline(__always)
+private func addRows(_ b: UnsafePointer<Float>, count: Int, rows: Int, into y: UnsafeMutablePointer<Float>) {
+    for r in 0..<rows { for i in 0..<count { y[r * count + i] += b[i] } }
+}
