@@ -1,9 +1,25 @@
 // swift-tools-version:6.1
 import PackageDescription
 
+import Foundation
+
 // Numeric targets are compiled with optimisation even in debug/test builds:
 // unoptimised Swift kernels are 10–100× slower and would make the parity tests crawl.
-let optimised: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug))]
+// They also target the build machine's vector extensions (like -march=native: SIMD16<Float>
+// becomes one AVX-512 register instead of four SSE ones); the binary is meant for the machine
+// that builds it. ATP_TARGET_CPU overrides the choice (e.g. "x86-64" for a portable build).
+func vectorTarget() -> [String] {
+    if let cpu = ProcessInfo.processInfo.environment["ATP_TARGET_CPU"] { return cpu.isEmpty ? [] : ["-target-cpu", cpu] }
+    #if arch(x86_64) && os(Linux)
+    guard let info = try? String(contentsOfFile: "/proc/cpuinfo", encoding: .utf8),
+          let line = info.split(separator: "\n").first(where: { $0.hasPrefix("flags") }) else { return [] }
+    let flags = Set(line.split(separator: " ").map(String.init))
+    if flags.isSuperset(of: ["avx512f", "avx512bw", "avx512vl", "avx512dq"]) { return ["-target-cpu", "skylake-avx512"] }
+    if flags.isSuperset(of: ["avx2", "fma"]) { return ["-target-cpu", "haswell"] }
+    #endif
+    return []
+}
+let optimised: [SwiftSetting] = [.unsafeFlags(["-O"], .when(configuration: .debug)), .unsafeFlags(vectorTarget())]
 
 let package = Package(
     name: "atp",
