@@ -103,13 +103,13 @@ public func swiGLU(_ gu: UnsafePointer<Float>, rows: Int, inner: Int, into out: 
         while i + 16 <= inner {
             let gv = raw.loadUnaligned(fromByteOffset: (g + i) * 4, as: FloatVector.self)
             let uv = raw.loadUnaligned(fromByteOffset: (g + inner + i) * 4, as: FloatVector.self)
-            oraw.storeBytes(of: gv / (1 + fastExp(-gv)) * uv, toByteOffset: (o + i) * 4, as: FloatVector.self)
+            oraw.storeBytes(of: gv / (1 + vexp(-gv)) * uv, toByteOffset: (o + i) * 4, as: FloatVector.self)
             i += 16
         }
         while i < inner {
             var gv = FloatVector(repeating: 0)
             gv[0] = gu[g + i]
-            let s = (gv / (1 + fastExp(-gv)))[0]
+            let s = (gv / (1 + vexp(-gv)))[0]
             out[o + i] = s * gu[g + inner + i]
             i += 1
         }
@@ -180,31 +180,6 @@ public func attentionScratchCount(tq: Int, tk: Int, heads: Int, kvHeads: Int) ->
     (tq == 1 ? heads / kvHeads : heads * min(tq, attentionBlockRows)) * ((tk + 15) / 16 * 16)
 }
 
-/// e^x per lane, as `vexp` (degree-7 polynomial after a ln 2 range reduction, ≈ 1 ulp on [-87, 88])
-/// but with branch-free integer tricks that keep every step vectorised: the rounding of x·log2(e)
-/// uses the 1.5·2²³ magic constant, whose low mantissa bits then hold the exponent.
-///
-/// - Complexity: O(1) per lane.
-@inlinable @inline(__always)
-public func fastExp(_ x0: FloatVector) -> FloatVector {
-    let lo = FloatVector(repeating: -87.3), hi = FloatVector(repeating: 88.7)
-    let x = x0.replacing(with: lo, where: x0 .< lo).replacing(with: hi, where: x0 .> hi)
-    let magic = FloatVector(repeating: 12_582_912)            // 1.5 · 2^23
-    let t = x * 1.442_695_040_888_963_4 + magic               // round(x·log2 e) in the low mantissa bits
-    let n = t - magic
-    let r = (x - n * 0.693_145_751_953_125) - n * 1.428_606_765_330_187e-6
-    var p = FloatVector(repeating: 1.0 / 5040)
-    p = p * r + 1.0 / 720
-    p = p * r + 1.0 / 120
-    p = p * r + 1.0 / 24
-    p = p * r + 1.0 / 6
-    p = p * r + 0.5
-    p = p * r + 1
-    p = p * r + 1
-    let bits = unsafeBitCast(t, to: SIMD16<UInt32>.self) &- 0x4B40_0000 &+ 127   // n + 127
-    return p * unsafeBitCast(bits &<< 23, to: FloatVector.self)
-}
-
 /// Causal softmax in place over `rows` rows of stride `ld` (a multiple of 16): row r uses its first
 /// `firstValid + growth·r` columns (capped at `ld`) and sets the rest of its `ld` columns to 0.
 /// Whole 16-lane vectors only: the last partial vector is masked, never read lane by lane.
@@ -238,12 +213,12 @@ public func softmaxCausal(_ p: UnsafeMutablePointer<Float>, rows: Int, ld: Int, 
         let mvec = FloatVector(repeating: max(max(m4[0], m4[1]), max(m4[2], m4[3])))
         var sumV = zero
         for v in 0..<full {
-            let e = fastExp(raw.loadUnaligned(fromByteOffset: base + v * 64, as: FloatVector.self) - mvec)
+            let e = vexp(raw.loadUnaligned(fromByteOffset: base + v * 64, as: FloatVector.self) - mvec)
             raw.storeBytes(of: e, toByteOffset: base + v * 64, as: FloatVector.self)
             sumV += e
         }
         if rem > 0 {
-            let e = fastExp(raw.loadUnaligned(fromByteOffset: base + full * 64, as: FloatVector.self) - mvec)
+            let e = vexp(raw.loadUnaligned(fromByteOffset: base + full * 64, as: FloatVector.self) - mvec)
                 .replacing(with: 0, where: tailMask)
             raw.storeBytes(of: e, toByteOffset: base + full * 64, as: FloatVector.self)
             sumV += e

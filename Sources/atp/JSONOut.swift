@@ -1,4 +1,5 @@
 import Foundation
+import Pipeline
 
 /// A minimal JSON value with compact output and shortest round-trip float formatting.
 enum JSON {
@@ -43,19 +44,7 @@ enum JSON {
     }
 
     static func escape(_ str: String, into s: inout String) {
-        s += "\""
-        for u in str.unicodeScalars {
-            switch u {
-            case "\"": s += "\\\""
-            case "\\": s += "\\\\"
-            case "\n": s += "\\n"
-            case "\r": s += "\\r"
-            case "\t": s += "\\t"
-            default:
-                if u.value < 0x20 { s += String(format: "\\u%04x", u.value) } else { s.unicodeScalars.append(u) }
-            }
-        }
-        s += "\""
+        s += jsonString(str)
     }
 
     /// Prints the value as one line on stdout.
