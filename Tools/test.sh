@@ -9,12 +9,15 @@ swift build --build-tests || exit 1
 LOG=$(mktemp)
 swift test --skip-build --disable-swift-testing 2>&1 | tee "$LOG"
 rc=${PIPESTATUS[0]}
-summary=$(grep -E "^\s*Executed [0-9]+ tests?, with [0-9]+ failures?" "$LOG" | tail -1)
+# XCTest's closing line: "Executed N tests, with [S test(s) skipped and ]F failures ..."
+summary=$(grep -E "^\s*Executed [0-9]+ tests?, with " "$LOG" | tail -1)
 passed=0; failed=0; skipped=0
-if [[ $summary =~ Executed\ ([0-9]+)\ tests?,\ with\ ([0-9]+)\ failures? ]]; then
-  total=${BASH_REMATCH[1]}; failed=${BASH_REMATCH[2]}
-  skipped=$(grep -cE "Test Case .* skipped" "$LOG" || true)
+re='Executed ([0-9]+) tests?, with (([0-9]+) tests? skipped and )?([0-9]+) failures?'
+if [[ $summary =~ $re ]]; then
+  total=${BASH_REMATCH[1]}; skipped=${BASH_REMATCH[3]:-0}; failed=${BASH_REMATCH[4]}
   passed=$(( total - failed - skipped ))
+elif [ "$rc" -ne 0 ]; then
+  failed=1
 fi
 rm -f "$LOG"
 tsan_rc=0
