@@ -1,0 +1,119 @@
+import XCTest
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `atp run` on a live RTSP stream: Debian's rtsp-server-perl on 127.0.0.1, an ffmpeg pusher that is
+/// stopped mid-run and restarted; the outage is reported (`reconnect`, `gap`) and answers resume.
+final class RTSPPipelineCLITests: XCTestCase {
+    var started: [Process] = []
+
+    override func tearDown() {
+        for p in started where p.isRunning {
+            p.terminate()
+            let deadline = Date().addingTimeInterval(2)
+            while p.isRunning && Date() < deadline { usleep(50_000) }
+            if p.isRunning { kill(p.processIdentifier, SIGKILL) }
+        }
+        started.removeAll()
+    }
+
+    func tool(_ name: String) -> String? {
+        ["/usr/bin/", "/usr/local/bin/", "/bin/"].map { $0 + name }.first { FileManager.default.isExecutableFile(atPath: $0) }
+    }
+
+    /// An ephemeral loopback port (bound to 0 and released).
+    func ephemeralPort(type: Int32 = Int32(SOCK_STREAM.rawValue)) -> Int {
+        let fd = socket(AF_INET, type, 0)
+        defer { close(fd) }
+        var a = sockaddr_in()
+        a.sin_family = sa_family_t(AF_INET)
+        a.sin_addr.s_addr = inet_addr("127.0.0.1")
+        _ = withUnsafePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) } }
+        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
+        _ = withUnsafeMutablePointer(to: &a) { $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) } }
+        return Int(UInt16(bigEndian: a.sin_port))
+    }
+
+    func launch(_ path: String, _ args: [String], stdout: URL? = nil) throws -> Process {
+        let p = Process()
+        p.executableURL = URL(fileURLWithPath: path)
+        p.arguments = args
+        p.standardInput = FileHandle.nullDevice
+        if let stdout {
+            FileManager.default.createFile(atPath: stdout.path, contents: nil)
+            p.standardOutput = try FileHandle(forWritingTo: stdout)
+        } else {
+            p.standardOutput = FileHandle.nullDevice
+        }
+        p.standardError = FileHandle.nullDevice
+        try p.run()
+        started.append(p)
+        return p
+    }
+
+    func lines(_ url: URL) -> [[String: Any]] {
+        let text = (try? String(contentsOf: url, encoding: .utf8)) ?? ""
+        return text.split(separator: "\n").compactMap { try? JSONSerialization.jsonObject(with: Data($0.utf8)) as? [String: Any] }
+    }
+
+    func waitUntil(_ seconds: Double, _ cond: () -> Bool) -> Bool {
+        let deadline = Date().addingTimeInterval(seconds)
+        while Date() < deadline { if cond() { return true }; usleep(200_000) }
+        return cond()
+    }
+
+    func testOutageIsReportedAndAnswersResume() throws {
+        guard let server = tool("rtsp-server-perl") else { throw XCTSkip("rtsp-server-perl is not installed (Debian package rtsp-server-perl; Tools/setup.sh installs it)") }
+        guard let ffmpeg = tool("ffmpeg") else { throw XCTSkip("the ffmpeg CLI is not installed (Debian package ffmpeg)") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atp-rtsp-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clientPort = ephemeralPort(), sourcePort = ephemeralPort(), rtp = ephemeralPort(type: Int32(SOCK_DGRAM.rawValue)) & ~1
+        _ = try launch(server, ["--clientport", "\(clientPort)", "--serverport", "\(sourcePort)",
+                                "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+                                "--rtp_start_port", "\(rtp)", "-l", "2"])
+        let push = ["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
+                    "-pix_fmt", "yuv420p", "-g", "10", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+                    "-f", "rtsp", "rtsp://127.0.0.1:\(sourcePort)/live"]
+        Thread.sleep(forTimeInterval: 1)
+        var pusher = try launch(ffmpeg, push)
+        Thread.sleep(forTimeInterval: 2)
+        let samples = CLI.repo.appendingPathComponent("Samples/models/atp-tiny").path
+        let yaml = dir.appendingPathComponent("live.yaml")
+        try """
+        name: live-test
+        sources:
+          - {id: cam, url: "rtsp://127.0.0.1:\(clientPort)/live", transport: udp, read_timeout_ms: 1500, reconnect: {initial_ms: 200, max_ms: 1000}}
+        model: {vlm: "\(samples)", clip: "\(samples)/clip"}
+        queries:
+          - {id: q, text: "Is there a person?"}
+        stages:
+          video_decode: {queue: 2, policy: latest}
+          prefill: {queue: 1, policy: latest}
+        sinks: [{jsonl: stdout}]
+        """.write(to: yaml, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("events.jsonl")
+        let atp = try launch(CLI.binary.path, ["run", yaml.path, "--change-threshold", "0", "--max-tokens", "2"], stdout: out)
+        XCTAssertTrue(waitUntil(15) { lines(out).filter { $0["event"] == nil }.count >= 3 }, "answers before the outage")
+        // Outage: stop the pusher, restart it 3 s later.
+        pusher.terminate()
+        pusher.waitUntilExit()
+        Thread.sleep(forTimeInterval: 3)
+        pusher = try launch(ffmpeg, push)
+        let resumed = waitUntil(20) {
+            let all = lines(out)
+            guard let gap = all.firstIndex(where: { $0["event"] as? String == "gap" }) else { return false }
+            return all[(gap + 1)...].filter { $0["event"] == nil }.count >= 2
+        }
+        atp.terminate()   // SIGTERM: a clean stop
+        atp.waitUntilExit()
+        let all = lines(out)
+        XCTAssertTrue(resumed, "answers resume after the gap: \(all.compactMap { $0["event"] as? String })")
+        XCTAssertTrue(all.contains { $0["event"] as? String == "reconnect" }, "a reconnect event")
+        let gap = all.first { $0["event"] as? String == "gap" }
+        XCTAssertGreaterThan((gap?["seconds"] as? Double) ?? 0, 1)
+        XCTAssertEqual(atp.terminationStatus, 0)
+    }
+}
