@@ -42,6 +42,8 @@ struct RunCommand: ParsableCommand {
         options.realtime = realtime
         options.maxTokens = maxTokens
         options.changeThreshold = changeThreshold
+        // Thread plan: FFmpeg's decoder threads come from --threads too (OpenBLAS's were set by compute.apply()).
+        options.decoderThreads = compute.threads ?? ProcessInfo.processInfo.activeProcessorCount
         let out = LineWriter()
         let runner = try PipelineRunner(spec: spec, options: options) { line in out.write(line) }
         for note in runner.notes { printErr("atp: note: \(note)") }
