@@ -32,6 +32,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.8.2"),
         .package(url: "https://github.com/jpsim/Yams", from: "6.2.2"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.2.0"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.28.1"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.4.1"),
     ],
     targets: [
         .systemLibrary(name: "COpenBLAS", pkgConfig: "openblas",
@@ -48,8 +50,13 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
+        .target(name: "Serve", dependencies: [
+            "Pipeline",
+            .product(name: "Hummingbird", package: "hummingbird"),
+            .product(name: "Prometheus", package: "swift-prometheus"),
+        ]),
         .executableTarget(name: "atp", dependencies: [
-            "Tensor", "ModelIO", "Models", "Gate", "Media", "Pipeline",
+            "Tensor", "ModelIO", "Models", "Gate", "Media", "Pipeline", "Serve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimised),
@@ -59,5 +66,6 @@ let package = Package(
         .testTarget(name: "MediaTests", dependencies: ["Media"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Media", "Gate"]),
         .testTarget(name: "CLITests", dependencies: ["atp"]),
+        .testTarget(name: "ServeTests", dependencies: ["Serve", "Pipeline"]),
     ]
 )
