@@ -10,6 +10,31 @@ struct RunCommand: ParsableCommand {
 
     @Argument(help: "Pipeline YAML (see Pipelines/).")
     var pipeline: String
+    @OptionGroup var flags: PipelineRunFlags
+    @OptionGroup var compute: ComputeOptions
+
+    func run() throws {
+        try compute.apply()
+        let spec = try PipelineSpec.load(from: URL(fileURLWithPath: pipeline))
+        let options = flags.runOptions(threads: compute.threads)
+        let out = LineWriter()
+        let runner = try PipelineRunner(spec: spec, options: options) { line in out.write(line) }
+        for note in runner.notes { printErr("atp: note: \(note)") }
+        let signals = SignalStop.install { runner.stop() }
+        defer { signals.cancel() }
+        let live = LiveTable(profiler: runner.profiler)
+        printErr("atp: running \(spec.name) (\(runner.queries.all.count) queries)…")
+        let report = try runner.run()
+        live.stop()
+        printErr(runner.profiler.renderTable())
+        if let profileJSON = flags.profileJSON {
+            try writeAtomically(try report.jsonData(pretty: true), to: URL(fileURLWithPath: profileJSON))
+        }
+    }
+}
+
+/// The options `atp run` and `atp serve` share.
+struct PipelineRunFlags: ParsableArguments {
     @Option(help: "Replace the first source's URL (file, rtsp://, v4l2://, synthetic:).")
     var source: String?
     @Option(help: "A standing query (repeatable); replaces the YAML's queries.")
@@ -24,7 +49,6 @@ struct RunCommand: ParsableCommand {
     var maxTokens: Int = 8
     @Option(name: .customLong("change-threshold"), help: "Mean grey-level difference under which a frame reuses the last answers (0 disables).")
     var changeThreshold: Double = 1.5
-    @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
         if let duration, !(duration > 0) { throw ValidationError("--duration \(duration): must be > 0") }
@@ -32,31 +56,17 @@ struct RunCommand: ParsableCommand {
         guard changeThreshold >= 0 else { throw ValidationError("--change-threshold \(changeThreshold): must be ≥ 0") }
     }
 
-    func run() throws {
-        try compute.apply()
-        let spec = try PipelineSpec.load(from: URL(fileURLWithPath: pipeline))
-        var options = RunOptions()
-        options.sourceOverride = source
-        options.queries = query
-        options.duration = duration
-        options.realtime = realtime
-        options.maxTokens = maxTokens
-        options.changeThreshold = changeThreshold
-        // Thread plan: FFmpeg's decoder threads come from --threads too (OpenBLAS's were set by compute.apply()).
-        options.decoderThreads = compute.threads ?? ProcessInfo.processInfo.activeProcessorCount
-        let out = LineWriter()
-        let runner = try PipelineRunner(spec: spec, options: options) { line in out.write(line) }
-        for note in runner.notes { printErr("atp: note: \(note)") }
-        let signals = SignalStop.install { runner.stop() }
-        defer { signals.cancel() }
-        let live = LiveTable(profiler: runner.profiler)
-        printErr("atp: running \(spec.name) (\(runner.queries.all.count) queries)…")
-        let report = try runner.run()
-        live.stop()
-        printErr(runner.profiler.renderTable())
-        if let profileJSON {
-            try writeAtomically(try report.jsonData(pretty: true), to: URL(fileURLWithPath: profileJSON))
-        }
+    /// The runner's options; FFmpeg's decoder threads follow --threads (the thread plan).
+    func runOptions(threads: Int?) -> RunOptions {
+        var o = RunOptions()
+        o.sourceOverride = source
+        o.queries = query
+        o.duration = duration
+        o.realtime = realtime
+        o.maxTokens = maxTokens
+        o.changeThreshold = changeThreshold
+        o.decoderThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        return o
     }
 }
 

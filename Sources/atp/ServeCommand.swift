@@ -23,28 +23,12 @@ struct ServeCommand: ParsableCommand {
     var port: Int?
     @Option(help: "Bearer token for POST/DELETE /queries (default: $ATP_SERVE_TOKEN); required off loopback.")
     var token: String?
-    @Option(help: "Replace the first source's URL (file, rtsp://, v4l2://, synthetic:).")
-    var source: String?
-    @Option(help: "A standing query (repeatable); replaces the YAML's queries.")
-    var query: [String] = []
-    @Option(help: "Stop after this many seconds.")
-    var duration: Double?
-    @Flag(help: "Pace file sources at their frame rate.")
-    var realtime = false
-    @Option(name: .customLong("profile-json"), help: "Write the per-stage profile as JSON to this file at exit.")
-    var profileJSON: String?
-    @Option(name: .customLong("max-tokens"), help: "Most tokens per answer.")
-    var maxTokens: Int = 8
-    @Option(name: .customLong("change-threshold"), help: "Mean grey-level difference under which a frame reuses the last answers (0 disables).")
-    var changeThreshold: Double = 1.5
+    @OptionGroup var flags: PipelineRunFlags
     @Option(name: .customLong("event-buffer"), help: "Events buffered per /events client before a client that falls behind is dropped.")
     var eventBuffer: Int = 256
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
-        if let duration, !(duration > 0) { throw ValidationError("--duration \(duration): must be > 0") }
-        guard maxTokens >= 1 else { throw ValidationError("--max-tokens \(maxTokens): must be ≥ 1") }
-        guard changeThreshold >= 0 else { throw ValidationError("--change-threshold \(changeThreshold): must be ≥ 0") }
         if let port, !(0...65535).contains(port) { throw ValidationError("--port \(port): must be in 0...65535") }
         guard eventBuffer >= 1 else { throw ValidationError("--event-buffer \(eventBuffer): must be ≥ 1") }
         if let host, host.isEmpty { throw ValidationError("--host: must not be empty") }
@@ -69,13 +53,7 @@ struct ServeCommand: ParsableCommand {
             throw CLIError(e.description)
         }
 
-        var options = RunOptions()
-        options.sourceOverride = source
-        options.queries = query
-        options.duration = duration
-        options.realtime = realtime
-        options.maxTokens = maxTokens
-        options.changeThreshold = changeThreshold
+        let options = flags.runOptions(threads: compute.threads)
 
         // Sinks: JSON Lines to stdout and/or files, as the YAML says; SSE always.
         var writers: [LineWriter] = []
@@ -117,7 +95,7 @@ struct ServeCommand: ParsableCommand {
         printErr(runner.profiler.renderTable())
         let stats = hub.currentStats
         printErr("atp: /events: \(stats.published) events, \(stats.droppedClients) clients dropped for falling behind")
-        if let profileJSON {
+        if let profileJSON = flags.profileJSON {
             try writeAtomically(try report.jsonData(pretty: true), to: URL(fileURLWithPath: profileJSON))
         }
     }
