@@ -37,7 +37,7 @@ public enum ImageIO {
         guard let params = input.pointer.pointee.streams[Int(stream)]?.pointee.codecpar else {
             throw MediaError(.decode, path: name, "cannot decode image: stream \(stream) has no parameters")
         }
-        let codec = try ImageCodecContext(codec: decoder, name: name)
+        let codec = try OwnedCodecContext(codec: decoder, name: name)
         var rc = avcodec_parameters_to_context(codec.pointer, params)
         guard rc >= 0 else { throw MediaError.ffmpeg(.decode, path: name, "cannot decode image", code: rc) }
         // Abort on damaged data (e.g. a truncated file) instead of concealing it.
@@ -48,8 +48,8 @@ public enum ImageIO {
             throw MediaError.ffmpeg(.decode, path: name, "cannot open \(String(cString: decoder.pointee.name)) decoder", code: rc)
         }
 
-        let packet = try ImagePacket(name: name)
-        let frame = try ImageFrame(name: name)
+        let packet = try OwnedPacket(name: name)
+        let frame = try OwnedFrame(name: name)
         let decoded = try decodeFirstFrame(input: input, stream: stream, codec: codec, packet: packet, frame: frame, name: name)
         guard decoded else {
             throw MediaError.ffmpeg(.decode, path: name, "cannot decode image", code: atp_averror_invaliddata())
@@ -122,7 +122,7 @@ public enum ImageIO {
     /// Feeds packets of `stream` to the decoder until it returns a frame (then `true`) or the
     /// input ends without one (`false`).
     private static func decodeFirstFrame(
-        input: ImageFormatInput, stream: Int32, codec: ImageCodecContext, packet: ImagePacket, frame: ImageFrame, name: String
+        input: ImageFormatInput, stream: Int32, codec: OwnedCodecContext, packet: OwnedPacket, frame: OwnedFrame, name: String
     ) throws -> Bool {
         let eagain = atp_averror_eagain(), eof = atp_averror_eof()
         // Returns true when a frame came out; throws on decoder errors.
@@ -229,7 +229,7 @@ public enum ImageIO {
         guard let encoder = avcodec_find_encoder(AV_CODEC_ID_PNG) else {
             throw MediaError(.unsupported, path: name, "cannot encode PNG (FFmpeg has no png encoder)")
         }
-        let codec = try ImageCodecContext(codec: encoder, name: name)
+        let codec = try OwnedCodecContext(codec: encoder, name: name)
         codec.pointer.pointee.width = Int32(image.width)
         codec.pointer.pointee.height = Int32(image.height)
         codec.pointer.pointee.pix_fmt = AV_PIX_FMT_RGB24
@@ -237,7 +237,7 @@ public enum ImageIO {
         var rc = avcodec_open2(codec.pointer, encoder, nil)
         guard rc >= 0 else { throw MediaError.ffmpeg(.encode, path: name, "cannot open png encoder", code: rc) }
 
-        let frame = try ImageFrame(name: name)
+        let frame = try OwnedFrame(name: name)
         frame.pointer.pointee.format = AV_PIX_FMT_RGB24.rawValue
         frame.pointer.pointee.width = Int32(image.width)
         frame.pointer.pointee.height = Int32(image.height)
@@ -255,7 +255,7 @@ public enum ImageIO {
         }
         frame.pointer.pointee.pts = 0
 
-        let packet = try ImagePacket(name: name)
+        let packet = try OwnedPacket(name: name)
         var out = Data()
         let eagain = atp_averror_eagain(), eof = atp_averror_eof()
         func drain() throws {
@@ -305,57 +305,6 @@ final class ImageFormatInput {
     deinit {
         var ctx: UnsafeMutablePointer<AVFormatContext>? = pointer
         avformat_close_input(&ctx)
-    }
-}
-
-/// An `AVCodecContext` (decoder or encoder), freed on deinit.
-final class ImageCodecContext {
-    let pointer: UnsafeMutablePointer<AVCodecContext>
-
-    init(codec: UnsafePointer<AVCodec>, name: String) throws {
-        guard let ctx = avcodec_alloc_context3(codec) else {
-            throw MediaError(.decode, path: name, "cannot allocate codec context (out of memory)")
-        }
-        pointer = ctx
-    }
-
-    deinit {
-        var ctx: UnsafeMutablePointer<AVCodecContext>? = pointer
-        avcodec_free_context(&ctx)
-    }
-}
-
-/// An `AVFrame`, freed on deinit.
-final class ImageFrame {
-    let pointer: UnsafeMutablePointer<AVFrame>
-
-    init(name: String) throws {
-        guard let frame = av_frame_alloc() else {
-            throw MediaError(.decode, path: name, "cannot allocate frame (out of memory)")
-        }
-        pointer = frame
-    }
-
-    deinit {
-        var frame: UnsafeMutablePointer<AVFrame>? = pointer
-        av_frame_free(&frame)
-    }
-}
-
-/// An `AVPacket`, freed on deinit.
-final class ImagePacket {
-    let pointer: UnsafeMutablePointer<AVPacket>
-
-    init(name: String) throws {
-        guard let packet = av_packet_alloc() else {
-            throw MediaError(.decode, path: name, "cannot allocate packet (out of memory)")
-        }
-        pointer = packet
-    }
-
-    deinit {
-        var packet: UnsafeMutablePointer<AVPacket>? = pointer
-        av_packet_free(&packet)
     }
 }
 

@@ -59,57 +59,6 @@ final class VideoInput {
     }
 }
 
-/// An `AVCodecContext` (decoder or encoder), freed on deinit.
-final class VideoCodecContext {
-    let pointer: UnsafeMutablePointer<AVCodecContext>
-
-    init(codec: UnsafePointer<AVCodec>, name: String) throws {
-        guard let ctx = avcodec_alloc_context3(codec) else {
-            throw MediaError(.decode, path: name, "cannot allocate codec context (out of memory)")
-        }
-        pointer = ctx
-    }
-
-    deinit {
-        var ctx: UnsafeMutablePointer<AVCodecContext>? = pointer
-        avcodec_free_context(&ctx)
-    }
-}
-
-/// An `AVPacket`, freed on deinit.
-final class VideoPacket {
-    let pointer: UnsafeMutablePointer<AVPacket>
-
-    init(name: String) throws {
-        guard let p = av_packet_alloc() else {
-            throw MediaError(.decode, path: name, "cannot allocate packet (out of memory)")
-        }
-        pointer = p
-    }
-
-    deinit {
-        var p: UnsafeMutablePointer<AVPacket>? = pointer
-        av_packet_free(&p)
-    }
-}
-
-/// An `AVFrame`, freed on deinit.
-final class VideoAVFrame {
-    let pointer: UnsafeMutablePointer<AVFrame>
-
-    init(name: String) throws {
-        guard let f = av_frame_alloc() else {
-            throw MediaError(.decode, path: name, "cannot allocate frame (out of memory)")
-        }
-        pointer = f
-    }
-
-    deinit {
-        var f: UnsafeMutablePointer<AVFrame>? = pointer
-        av_frame_free(&f)
-    }
-}
-
 /// A converter between pixel formats and sizes (`SwsContext`), rebuilt when the geometry
 /// changes and freed on deinit.
 final class VideoScaler {
@@ -239,15 +188,15 @@ final class VideoScaler {
 /// reconnect opens a new one).
 final class DecodeSession {
     let input: VideoInput
-    let codec: VideoCodecContext
+    let codec: OwnedCodecContext
     let streamIndex: Int32
     /// Seconds per pts tick of the video stream.
     let timeBase: Double
     /// Nominal frames per second (avg_frame_rate, else r_frame_rate), nil when unknown.
     let frameRate: Double?
-    private let packet: VideoPacket
+    private let packet: OwnedPacket
     /// Holds the last decoded frame between `decodeNext()` and `unrefFrame()`.
-    let frame: VideoAVFrame
+    let frame: OwnedFrame
     private var draining = false
 
     /// Result of one decode step.
@@ -276,7 +225,7 @@ final class DecodeSession {
         for i in 0..<Int(input.pointer.pointee.nb_streams) where i != Int(index) {
             input.pointer.pointee.streams[i]?.pointee.discard = AVDISCARD_ALL
         }
-        codec = try VideoCodecContext(codec: decoder, name: name)
+        codec = try OwnedCodecContext(codec: decoder, name: name)
         var rc = avcodec_parameters_to_context(codec.pointer, params)
         guard rc >= 0 else { throw MediaError.ffmpeg(.decode, path: name, "\(failure): bad codec parameters", code: rc) }
         codec.pointer.pointee.thread_count = Int32(threads)
@@ -293,8 +242,8 @@ final class DecodeSession {
         timeBase = tb.den != 0 ? Double(tb.num) / Double(tb.den) : 1.0 / 90000
         func rate(_ r: AVRational) -> Double? { r.num > 0 && r.den > 0 ? Double(r.num) / Double(r.den) : nil }
         frameRate = rate(stream.pointee.avg_frame_rate) ?? rate(stream.pointee.r_frame_rate)
-        packet = try VideoPacket(name: name)
-        frame = try VideoAVFrame(name: name)
+        packet = try OwnedPacket(name: name)
+        frame = try OwnedFrame(name: name)
     }
 
     /// Decodes until a frame is available, the input ends, or a read fails.

@@ -30,10 +30,10 @@ public final class VideoWriter {
     private let name: String
     private let temp: URL
     private let output: VideoOutput
-    private let codec: VideoCodecContext
+    private let codec: OwnedCodecContext
     private let stream: UnsafeMutablePointer<AVStream>
-    private let frame: VideoAVFrame
-    private let packet: VideoPacket
+    private let frame: OwnedFrame
+    private let packet: OwnedPacket
     private let scaler = VideoScaler()
     private var done = false
 
@@ -80,7 +80,7 @@ public final class VideoWriter {
             .appendingPathComponent(".\(url.deletingPathExtension().lastPathComponent).tmp-\(getpid())-\(UUID().uuidString).\(url.pathExtension)")
 
         output = try VideoOutput(format: format, path: temp.path, name: name)
-        self.codec = try VideoCodecContext(codec: encoder, name: name)
+        self.codec = try OwnedCodecContext(codec: encoder, name: name)
         let c = self.codec.pointer
         let isMJPEG = encoderName == "mjpeg"
         c.pointee.width = Int32(width)
@@ -118,13 +118,13 @@ public final class VideoWriter {
         rc = avcodec_parameters_from_context(st.pointee.codecpar, c)
         guard rc >= 0 else { throw MediaError.ffmpeg(.encode, path: name, "cannot set stream parameters", code: rc) }
 
-        frame = try VideoAVFrame(name: name)
+        frame = try OwnedFrame(name: name)
         frame.pointer.pointee.format = c.pointee.pix_fmt.rawValue
         frame.pointer.pointee.width = Int32(width)
         frame.pointer.pointee.height = Int32(height)
         rc = av_frame_get_buffer(frame.pointer, 0)
         guard rc >= 0 else { throw MediaError.ffmpeg(.encode, path: name, "cannot allocate a frame", code: rc) }
-        packet = try VideoPacket(name: name)
+        packet = try OwnedPacket(name: name)
 
         try output.open(name: name, faststart: ["mp4", "mov"].contains(url.pathExtension.lowercased()))
     }
