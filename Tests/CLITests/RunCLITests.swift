@@ -102,3 +102,16 @@ final class RunCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("rtsp://127.0.0.1:9/none"), r.stderr)
     }
 }
+
+/// `atp bench graph`: stage times are measured (their sum covers the spun time) and the overhead is reported.
+final class BenchGraphCLITests: XCTestCase {
+    func testGraphOverheadBenchmarkReportsItsKeys() throws {
+        let r = try CLI.run(["bench", "graph", "--items", "50", "--stage-us", "300", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try r.json()
+        XCTAssertEqual(Set(j.keys), ["items", "stages", "overhead_p50_us", "overhead_p99_us", "stage_sum_p50_us"])
+        XCTAssertEqual(j["items"] as? Int, 50)
+        XCTAssertGreaterThanOrEqual((j["stage_sum_p50_us"] as? Double) ?? 0, 5 * 300, "five stages spinning 300 µs each")
+        XCTAssertGreaterThanOrEqual((j["overhead_p50_us"] as? Double) ?? -1, 0)
+    }
+}
