@@ -164,6 +164,10 @@ struct PrefilledJob: Sendable {
     var job: QueryJob
     var prefill: LlavaPrefill?
 }
+/// All queries of one frame travel together through prefill and decode, so that a `latest` queue
+/// keeps the newest frame (with every query), not the newest query.
+struct FrameJobs: Sendable { var jobs: [QueryJob] }
+struct FramePrefills: Sendable { var jobs: [PrefilledJob] }
 struct Answered: Sendable {
     var job: QueryJob
     var text: String
@@ -297,13 +301,13 @@ public final class PipelineRunner: @unchecked Sendable {
             if let r = e.relevanceEncodeMs { ms["relevance_encode"] = r }
             return [EncodedFrame(frame: p.frame, encoded: e, reused: false, ms: ms)]
         }
-        let gate = ClosureStage<EncodedFrame, QueryJob>(name: "gate") { [unowned self] e in
+        let gate = ClosureStage<EncodedFrame, FrameJobs>(name: "gate") { [unowned self] e in
             let active = self.queries.all
             guard let enc = e.encoded else {
-                return active.map { QueryJob(frame: e.frame, query: $0, encoded: nil, keptTokens: [], visualTokens: 0, reused: true, ms: e.ms) }
+                return [FrameJobs(jobs: active.map { QueryJob(frame: e.frame, query: $0, encoded: nil, keptTokens: [], visualTokens: 0, reused: true, ms: e.ms) })]
             }
             let capK = self.knob?.k
-            return try active.map { q in
+            return [FrameJobs(jobs: try active.map { q in
                 var cfg = q.gate
                 if let capK, case .tokens(let t) = cfg.budget { cfg.budget = .tokens(min(t, capK)) }
                 var (decision, kept, gateMs) = try session.gate(enc, query: q.text, config: cfg)
@@ -317,21 +321,25 @@ public final class PipelineRunner: @unchecked Sendable {
                 ms["gate"] = gateMs
                 return QueryJob(frame: e.frame, query: q, encoded: enc, keptTokens: kept,
                                 visualTokens: enc.encoding.features.rows, reused: false, ms: ms)
+            })]
+        }
+        let prefill = ClosureStage<FrameJobs, FramePrefills>(name: "prefill") { frame in
+            [FramePrefills(jobs: try frame.jobs.map { job in
+                guard let enc = job.encoded else { return PrefilledJob(job: job, prefill: nil) }
+                let p = try session.prefill(enc, keptTokens: job.keptTokens, query: job.query.text, maxTokens: maxTokens)
+                var j = job
+                j.ms["prefill"] = p.timings.prefillMs
+                return PrefilledJob(job: j, prefill: p)
+            })]
+        }
+        let llm = ClosureStage<FramePrefills, Answered>(name: "llm_decode") { frame in
+            try frame.jobs.map { p in
+                guard let pre = p.prefill else { return Answered(job: p.job, text: "", pYes: nil) }
+                let a = try session.decode(pre, maxTokens: maxTokens)
+                var j = p.job
+                j.ms["llm_decode"] = a.timings.decodeMs
+                return Answered(job: j, text: a.text.trimmingCharacters(in: .whitespacesAndNewlines), pYes: a.pYes)
             }
-        }
-        let prefill = ClosureStage<QueryJob, PrefilledJob>(name: "prefill") { job in
-            guard let enc = job.encoded else { return [PrefilledJob(job: job, prefill: nil)] }
-            let p = try session.prefill(enc, keptTokens: job.keptTokens, query: job.query.text, maxTokens: maxTokens)
-            var j = job
-            j.ms["prefill"] = p.timings.prefillMs
-            return [PrefilledJob(job: j, prefill: p)]
-        }
-        let llm = ClosureStage<PrefilledJob, Answered>(name: "llm_decode") { p in
-            guard let pre = p.prefill else { return [Answered(job: p.job, text: "", pYes: nil)] }
-            let a = try session.decode(pre, maxTokens: maxTokens)
-            var j = p.job
-            j.ms["llm_decode"] = a.timings.decodeMs
-            return [Answered(job: j, text: a.text.trimmingCharacters(in: .whitespacesAndNewlines), pYes: a.pYes)]
         }
         let emit = self.emit
         let profiler = self.profiler

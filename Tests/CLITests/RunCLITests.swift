@@ -40,6 +40,11 @@ final class RunCLITests: XCTestCase {
             let p = a["p_yes"] as! Double
             XCTAssertTrue((0...1).contains(p))
         }
+        // Every frame is answered for every standing query (queries travel together, so a `latest`
+        // queue keeps the newest frame with all its queries rather than starving one of them).
+        let ptsByQuery = Dictionary(grouping: answers, by: { $0["query"] as! String }).mapValues { Set($0.map { $0["pts"] as! Double }) }
+        let a = ptsByQuery["person-in-aisle"] ?? [], b = ptsByQuery["red-box"] ?? []
+        XCTAssertLessThanOrEqual(a.symmetricDifference(b).count, 2, "frames answered for one query only")
         // The red-box query keeps 35 % of 9 patches (3), the other 50 % (5: floor(4.5 + 0.5)).
         XCTAssertEqual(Set(fresh.filter { $0["query"] as! String == "red-box" }.map { $0["kept_count"] as! Int }), [3])
         XCTAssertEqual(Set(fresh.filter { $0["query"] as! String == "person-in-aisle" }.map { $0["kept_count"] as! Int }), [5])
