@@ -110,4 +110,22 @@ final class KernelTests: XCTestCase {
             for i in 0..<(tq * tk) { XCTAssertEqual(Double(a.meanProbs!.data[i]), meanRef[i], accuracy: 1e-6) }
         }
     }
+
+    /// The decode GEMV against a naive loop, with beta, over sizes around the 64-wide unroll and the tail.
+    func testGEMVAgainstNaive() {
+        for (rows, cols) in [(1, 1), (3, 17), (70, 64), (129, 200), (5, 897)] {
+            let w = randomTensor([rows, cols], seed: 31), x = randomTensor([cols], seed: 32), y0 = randomTensor([rows], seed: 33)
+            for beta: Float in [0, 1] {
+                var y = y0.data
+                w.data.withUnsafeBufferPointer { wp in x.data.withUnsafeBufferPointer { xp in y.withUnsafeMutableBufferPointer { yp in
+                    gemv(wp.baseAddress!, rows: rows, cols: cols, x: xp.baseAddress!, into: yp.baseAddress!, beta: beta)
+                }}}
+                for r in 0..<rows {
+                    var s = Double(beta) * Double(y0.data[r])
+                    for c in 0..<cols { s += Double(w.data[r * cols + c]) * Double(x.data[c]) }
+                    XCTAssertEqual(Double(y[r]), s, accuracy: 1e-4, "\(rows)×\(cols) beta \(beta) row \(r)")
+                }
+            }
+        }
+    }
 }
