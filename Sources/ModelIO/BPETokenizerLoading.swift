@@ -99,7 +99,7 @@ extension BPETokenizer {
     private init(vocabJSON: URL, mergesTxt: URL, config: TokenizerConfig) throws {
         let vocabObject = try BPEJSON.object(try BPEJSON.read(vocabJSON), "vocab.json", path: vocabJSON.path)
         let vocab = try BPEJSON.vocabTable(vocabObject, key: "", path: vocabJSON.path)
-        let merges = try BPEJSON.readMergesText(mergesTxt)
+        let merges = try readMergesFile(mergesTxt)
         let model = try BPEModel(vocab: vocab, merges: merges, unkToken: nil, byteFallback: false,
                                  fuseUnk: false, ignoreMerges: false, path: mergesTxt.path)
         // Added tokens: tokenizer_config.json's added_tokens_decoder, plus the named special tokens.
@@ -184,7 +184,7 @@ struct TokenizerConfig {
         let jinja = folder.appendingPathComponent("chat_template.jinja")
         let json = folder.appendingPathComponent("chat_template.json")
         if template == nil, FileManager.default.fileExists(atPath: jinja.path) {
-            template = String(decoding: try BPEJSON.readData(jinja), as: UTF8.self)
+            template = String(decoding: try readModelFile(jinja), as: UTF8.self)
         }
         if template == nil, FileManager.default.fileExists(atPath: json.path) {
             let o = try BPEJSON.object(try BPEJSON.read(json), "chat_template.json", path: json.path)
@@ -208,19 +208,8 @@ enum BPEJSON {
     /// Ids at or above this are rejected, so a corrupt file cannot make the id tables huge.
     static let maxTokenId = 1 << 24
 
-    static func readData(_ url: URL) throws -> Data {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw ModelIOError(.notFound, path: url.path, "\(url.lastPathComponent) not found")
-        }
-        do {
-            return try Data(contentsOf: url)
-        } catch {
-            throw ModelIOError(.unreadable, path: url.path, "cannot read \(url.lastPathComponent) (\(error.localizedDescription))")
-        }
-    }
-
     static func read(_ url: URL) throws -> Any {
-        let data = try readData(url)
+        let data = try readModelFile(url)
         do {
             return try JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         } catch {
@@ -287,23 +276,5 @@ enum BPEJSON {
             table[token] = id
         }
         return table
-    }
-
-    /// merges.txt: `#version` lines and empty lines skipped, every other line two symbols
-    /// separated by one space, in priority order.
-    static func readMergesText(_ url: URL) throws -> [(String, String)] {
-        let text = String(decoding: try readData(url), as: UTF8.self)
-        var pairs: [(String, String)] = []
-        let lines = text.split(omittingEmptySubsequences: false) { $0 == "\n" || $0 == "\r\n" }
-        for (n, line) in lines.enumerated() {
-            if line.isEmpty || line.hasPrefix("#version") { continue }
-            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw ModelIOError(.malformed, path: url.path,
-                                   "merges.txt line \(n + 1) '\(line)' is not two symbols separated by one space")
-            }
-            pairs.append((String(parts[0]), String(parts[1])))
-        }
-        return pairs
     }
 }

@@ -69,7 +69,7 @@ public struct CLIPTokenizer: Sendable {
             throw ModelIOError(.malformed, path: vocab.path, "top level is not a JSON object of token → id")
         }
         let table = try Self.vocabTable(dict, path: vocab.path, key: "")
-        let pairs = try Self.readMergesText(merges)
+        let pairs = try readMergesFile(merges)
         let added = [Self.bosToken, Self.eosToken].compactMap { name in table[name].map { (name, $0) } }
         try self.init(vocab: table, merges: pairs, mergesPath: merges.path, added: added,
                       unkToken: Self.eosToken, path: vocab.path)

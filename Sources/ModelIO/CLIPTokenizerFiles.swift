@@ -38,22 +38,11 @@ extension CLIPTokenizer {
     /// - Throws: `.notFound` when the file is absent, `.unreadable` when it cannot be read,
     ///   `.malformed` when it is not JSON.
     static func readJSON(_ url: URL) throws -> Any {
-        let data = try readFile(url)
+        let data = try readModelFile(url)
         do {
             return try JSONSerialization.jsonObject(with: data, options: [])
         } catch {
             throw ModelIOError(.malformed, path: url.path, "not valid JSON (\(error.localizedDescription))")
-        }
-    }
-
-    static func readFile(_ url: URL) throws -> Data {
-        guard FileManager.default.fileExists(atPath: url.path) else {
-            throw ModelIOError(.notFound, path: url.path, "\(url.lastPathComponent) not found")
-        }
-        do {
-            return try Data(contentsOf: url)
-        } catch {
-            throw ModelIOError(.unreadable, path: url.path, "cannot read \(url.lastPathComponent) (\(error.localizedDescription))")
         }
     }
 
@@ -86,26 +75,4 @@ extension CLIPTokenizer {
         return Int(exactly: number.doubleValue)
     }
 
-    /// Reads `merges.txt`: lines starting with `#version` are skipped, as are empty lines; every other
-    /// line must be two non-empty symbols separated by one space. Line order is merge priority.
-    static func readMergesText(_ url: URL) throws -> [(String, String)] {
-        let data = try readFile(url)
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw ModelIOError(.malformed, path: url.path, "merges.txt is not UTF-8")
-        }
-        var pairs: [(String, String)] = []
-        var lineNumber = 0
-        for var line in text.split(separator: "\n", omittingEmptySubsequences: false) {
-            lineNumber += 1
-            if line.hasSuffix("\r") { line = line.dropLast() }
-            if line.isEmpty || line.hasPrefix("#version") { continue }
-            let parts = line.split(separator: " ", omittingEmptySubsequences: false)
-            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-                throw ModelIOError(.malformed, path: url.path,
-                                   "merges.txt line \(lineNumber) '\(line)' is not two symbols separated by one space")
-            }
-            pairs.append((String(parts[0]), String(parts[1])))
-        }
-        return pairs
-    }
 }

@@ -205,7 +205,7 @@ public struct ImageProcessorConfig: Codable, Sendable, Equatable {
         let processorURL = folder.appendingPathComponent("processor_config.json")
         let preprocessorURL = folder.appendingPathComponent("preprocessor_config.json")
         if fm.fileExists(atPath: processorURL.path) {
-            let data = try readData(processorURL)
+            let data = try readModelFile(processorURL)
             let object: Any
             do { object = try JSONSerialization.jsonObject(with: data) } catch {
                 throw ModelIOError(.malformed, path: processorURL.path, "invalid JSON (\(error.localizedDescription))")
@@ -223,13 +223,7 @@ public struct ImageProcessorConfig: Codable, Sendable, Equatable {
                 .notFound, path: folder.path,
                 "no image processor config (neither processor_config.json with an image_processor section nor preprocessor_config.json)")
         }
-        return try decode(readData(preprocessorURL), path: preprocessorURL.path)
-    }
-
-    private static func readData(_ url: URL) throws -> Data {
-        do { return try Data(contentsOf: url) } catch {
-            throw ModelIOError(.unreadable, path: url.path, "cannot read (\(error.localizedDescription))")
-        }
+        return try decode(readModelFile(preprocessorURL), path: preprocessorURL.path)
     }
 
     private static func decode(_ data: Data, path: String) throws -> ImageProcessorConfig {

@@ -81,13 +81,7 @@ public func ensureFits(bytes: Int, what: String) throws {
 
 /// Reads and decodes a JSON config file with one-line errors naming the file and key.
 public func decodeJSONFile<T: Decodable>(_ type: T.Type, at url: URL) throws -> T {
-    let data: Data
-    do { data = try Data(contentsOf: url) } catch {
-        if !FileManager.default.fileExists(atPath: url.path) {
-            throw ModelIOError(.notFound, path: url.path, "file not found")
-        }
-        throw ModelIOError(.unreadable, path: url.path, "cannot read")
-    }
+    let data = try readModelFile(url)
     do {
         return try JSONDecoder().decode(T.self, from: data)
     } catch let e as ModelIOError {
