@@ -16,6 +16,9 @@ public struct GateConfig: Sendable, Equatable {
     public var budget: TokenBudget
     /// `--seed` of the `random` baseline (default 0).
     public var seed: UInt64
+    /// Upper bound on K whatever the budget says (the pipeline's shrink-k controller sets it when
+    /// prefill overruns its latency budget); nil: no cap. `full` keeps every token regardless.
+    public var maxTokens: Int? = nil
 
     /// Creates a configuration; values are validated by ``runGate(saliency:relevance:config:)``.
     public init(method: GateMethod = .atp, alpha: Double = 0.5, sign: Int = 1,
@@ -78,7 +81,8 @@ public func runGate(saliency: [Float], relevance: [Float]?, config: GateConfig) 
     let scores = try fuse(saliency: saliency, relevance: relevance, alpha: alpha,
                           sign: config.sign, norm: config.norm)
     let n = scores.count
-    let k = try config.budget.count(n: n, scores: scores)
+    var k = try config.budget.count(n: n, scores: scores)
+    if let cap = config.maxTokens { k = max(1, min(k, cap)) }
     let kept: [Int]
     switch config.method {
     case .atp, .cls, .text: kept = selectTopK(scores: scores, k: k)

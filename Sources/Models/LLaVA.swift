@@ -88,6 +88,7 @@ public final class LlavaModel: @unchecked Sendable {
     let projAct: Activation
     private let lock = NSLock()
     private var prefixCache: [[Int]: KVCache] = [:]
+    private var promptCache: [String: (prefix: [Int], suffix: [Int])] = [:]
 
     /// Renames checkpoint keys of either transformers layout to one form:
     /// `vision_tower.…`, `multi_modal_projector.…`, `language_model.…` (the decoder), `lm_head.weight`.
@@ -178,12 +179,16 @@ public final class LlavaModel: @unchecked Sendable {
     /// The LLaVA-1.5 prompt `USER: <image>\n{query} ASSISTANT:` tokenised as LlavaProcessor does
     /// (special tokens split the text), split around the single image placeholder.
     public func promptParts(query: String) throws -> (prefix: [Int], suffix: [Int]) {
+        // Standing queries are asked of every frame: tokenise each one once.
+        if let cached = lock.withLock({ promptCache[query] }) { return cached }
         let ids = tokenizer.encode("USER: <image>\n\(query) ASSISTANT:", addSpecialTokens: true)
         let image = config.imageTokenIndex
         guard let at = ids.firstIndex(of: image), ids.lastIndex(of: image) == at else {
             throw ModelIOError(.malformed, path: "prompt", "the query must not contain the image placeholder token")
         }
-        return (Array(ids[..<at]), Array(ids[(at + 1)...]))
+        let parts = (prefix: Array(ids[..<at]), suffix: Array(ids[(at + 1)...]))
+        lock.withLock { promptCache[query] = parts }
+        return parts
     }
 
     /// The KV cache of a prompt prefix, computed once per prefix and reused (copied) afterwards.

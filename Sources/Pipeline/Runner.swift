@@ -309,14 +309,8 @@ public final class PipelineRunner: @unchecked Sendable {
             let capK = self.knob?.k
             return [FrameJobs(jobs: try active.map { q in
                 var cfg = q.gate
-                if let capK, case .tokens(let t) = cfg.budget { cfg.budget = .tokens(min(t, capK)) }
-                var (decision, kept, gateMs) = try session.gate(enc, query: q.text, config: cfg)
-                if let capK, kept.count > capK {
-                    // shrink-k: keep the capK best-scored of the kept patches, in ascending order.
-                    let best = decision.kept.sorted { decision.scores[$0] != decision.scores[$1] ? decision.scores[$0] > decision.scores[$1] : $0 < $1 }
-                    let keep = Set(best.prefix(capK))
-                    kept = enc.encoding.tokenPatch.enumerated().compactMap { i, p in p.map { keep.contains($0) } ?? true ? i : nil }
-                }
+                cfg.maxTokens = capK
+                let (_, kept, gateMs) = try session.gate(enc, query: q.text, config: cfg)
                 var ms = e.ms
                 ms["gate"] = gateMs
                 return QueryJob(frame: e.frame, query: q, encoded: enc, keptTokens: kept,

@@ -231,4 +231,19 @@ final class GateExamplesTests: XCTestCase {
         XCTAssertEqual(c.budget, .keep(0.25))
         XCTAssertEqual(c.seed, 0)
     }
+
+    /// The shrink-k cap bounds K for every selecting method; `full` keeps all tokens.
+    func testMaxTokensCapsTheBudget() throws {
+        let sal: [Float] = [0.1, 0.9, 0.3, 0.8, 0.2, 0.7, 0.4, 0.6]
+        var cfg = GateConfig(method: .cls, budget: .keep(1.0))
+        cfg.maxTokens = 3
+        XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg).kept, [1, 3, 5])
+        cfg.method = .uniform
+        XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg).kept, [1, 4, 6])
+        cfg.method = .full
+        XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg).kept, Array(0..<8))
+        cfg.method = .cls
+        cfg.maxTokens = 0
+        XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg).kept, [1], "a cap below 1 still keeps one token")
+    }
 }
