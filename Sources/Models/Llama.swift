@@ -20,14 +20,14 @@ public struct LlamaError: Error, CustomStringConvertible, Equatable, Sendable {
 /// One decoder layer's weights (`LlamaDecoderLayer`), fused as described above.
 struct LlamaLayer: Sendable {
     let attnNorm: Tensor          // [D]
-    let wqkv: Tensor              // [q + 2kv, D]
+    let wqkv: WeightMatrix        // [q + 2kv, D]
     let bqkv: Tensor?             // [q + 2kv]
-    let wo: Tensor                // [D, q]
+    let wo: WeightMatrix          // [D, q]
     let bo: Tensor?               // [D]
     let mlpNorm: Tensor           // [D]
-    let wgu: Tensor               // [2I, D]: gate rows, then up rows
+    let wgu: WeightMatrix         // [2I, D]: gate rows, then up rows
     let bgu: Tensor?              // [2I]
-    let wdown: Tensor             // [D, I]
+    let wdown: WeightMatrix       // [D, I]
     let bdown: Tensor?            // [D]
 }
 
@@ -148,13 +148,13 @@ private final class GGUFSource: LlamaTensorSource {
 /// A Llama / Qwen2 / SmolLM2 causal language model (`LlamaForCausalLM`, `Qwen2ForCausalLM`), f32 on the CPU.
 public struct LlamaModel: Sendable {
     public let config: LlamaConfig
-    let embedTokens: Tensor      // [vocab, D]
+    let embedTokens: WeightMatrix  // [vocab, D]
     let layers: [LlamaLayer]
     let finalNorm: Tensor        // [D]
-    let lmHead: Tensor           // [vocab, D] (shares storage with embedTokens when tied)
+    let lmHead: WeightMatrix       // [vocab, D] (the same object as embedTokens when tied)
     /// RoPE inverse frequencies `[headDim/2]`, scaling included.
     let invFreq: [Float]
-    /// Decode steps run their projections through `cblas_sgemv` (true) or `cblas_sgemm` with m = 1.
+    /// Decode steps run their projections through `gemv` (true) or `cblas_sgemm` with m = 1.
     public var decodeUsesGEMV = true
 
     /// Checkpoint tensors of an HF folder that are not weights (old rotary buffers).
@@ -220,7 +220,7 @@ public struct LlamaModel: Sendable {
                  headKey: String, ropeFactors: [Float]?) throws {
         config = c
         let d = c.hiddenSize, q = c.qDim, kv = c.kvDim, inner = c.intermediateSize
-        embedTokens = try s.take(embedKey, shape: [c.vocabSize, d])
+        embedTokens = WeightMatrix(try s.take(embedKey, shape: [c.vocabSize, d]))
         var layers: [LlamaLayer] = []
         for i in 0..<c.numHiddenLayers {
             func t(_ p: LlamaPart, _ shape: [Int]) throws -> Tensor { try s.take(s.key(p, layer: i), shape: shape) }
@@ -228,29 +228,31 @@ public struct LlamaModel: Sendable {
                 var data: [Float] = []
                 data.reserveCapacity(parts.reduce(0) { $0 + $1.1.reduce(1, *) })
                 for (p, shape) in parts { data += try t(p, shape).data }
-                let rows = parts.reduce(0) { $0 + $1.1[0] }
-                return Tensor(shape: parts[0].1.count == 1 ? [rows] : [rows, parts[0].1[1]], data: data)
+                return Tensor(shape: [data.count], data: data)
+            }
+            func matrix(_ parts: [(LlamaPart, [Int])]) throws -> WeightMatrix {
+                WeightMatrix(concatenating: try parts.map { try t($0.0, $0.1) })
             }
             layers.append(LlamaLayer(
                 attnNorm: try t(.attnNorm, [d]),
-                wqkv: try cat([(.q, [q, d]), (.k, [kv, d]), (.v, [kv, d])]),
+                wqkv: try matrix([(.q, [q, d]), (.k, [kv, d]), (.v, [kv, d])]),
                 bqkv: c.qkvBias ? try cat([(.qBias, [q]), (.kBias, [kv]), (.vBias, [kv])]) : nil,
-                wo: try t(.o, [d, q]),
+                wo: try matrix([(.o, [d, q])]),
                 bo: c.outputBias ? try t(.oBias, [d]) : nil,
                 mlpNorm: try t(.mlpNorm, [d]),
-                wgu: try cat([(.gate, [inner, d]), (.up, [inner, d])]),
+                wgu: try matrix([(.gate, [inner, d]), (.up, [inner, d])]),
                 bgu: c.mlpBias ? try cat([(.gateBias, [inner]), (.upBias, [inner])]) : nil,
-                wdown: try t(.down, [d, inner]),
+                wdown: try matrix([(.down, [d, inner])]),
                 bdown: c.mlpBias ? try t(.downBias, [d]) : nil))
         }
         self.layers = layers
         finalNorm = try s.take(normKey, shape: [d])
         if s.has(headKey) {
-            lmHead = try s.take(headKey, shape: [c.vocabSize, d])
+            lmHead = WeightMatrix(try s.take(headKey, shape: [c.vocabSize, d]))
         } else if c.tieWordEmbeddings {
             lmHead = embedTokens
         } else {
-            lmHead = try s.take(headKey, shape: [c.vocabSize, d])  // throws: missing tensor, named
+            lmHead = WeightMatrix(try s.take(headKey, shape: [c.vocabSize, d]))  // throws: missing tensor, named
         }
         var inv = c.rope.inverseFrequencies(headDim: c.headDim)
         if let f = ropeFactors {
@@ -283,9 +285,7 @@ public struct LlamaModel: Sendable {
                 throw LlamaError("token id \(id) at position \(r) is outside the vocabulary 0..<\(config.vocabSize)")
             }
             out.withUnsafeMutableBufferPointer { o in
-                embedTokens.data.withUnsafeBufferPointer { e in
-                    (o.baseAddress! + r * d).update(from: e.baseAddress! + id * d, count: d)
-                }
+                (o.baseAddress! + r * d).update(from: embedTokens.pointer + id * d, count: d)
             }
         }
         return Tensor(shape: [ids.count, d], data: out)
@@ -337,10 +337,8 @@ public struct LlamaModel: Sendable {
             // Attention block: h = norm(x); qkv = h·Wqkvᵀ + b; rope(q, k); append k, v; x += attn·Woᵀ + bo
             layer.attnNorm.data.withUnsafeBufferPointer { rmsNormRows(x, into: h, rows: t, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps) }
             if let b = layer.bqkv { b.data.withUnsafeBufferPointer { broadcastRows($0.baseAddress!, count: qkvW, rows: t, into: qkv, ldy: qkvW) } }
-            layer.wqkv.data.withUnsafeBufferPointer {
-                linearRows(h, rows: t, inFeatures: d, weight: $0.baseAddress!, outFeatures: qkvW, into: qkv,
-                           beta: layer.bqkv == nil ? 0 : 1, useGEMV: gemv)
-            }
+            linearRows(h, rows: t, inFeatures: d, weight: layer.wqkv.pointer, outFeatures: qkvW, into: qkv,
+                       beta: layer.bqkv == nil ? 0 : 1, useGEMV: gemv)
             forRowChunks(t) { r0, n in
                 applyRoPE(qkv + r0 * qkvW, rows: n, ld: qkvW, heads: heads, headDim: hd, cos: cosT + r0 * half, sin: sinT + r0 * half)
                 applyRoPE(qkv + r0 * qkvW + qd, rows: n, ld: qkvW, heads: kvHeads, headDim: hd, cos: cosT + r0 * half, sin: sinT + r0 * half)
@@ -357,21 +355,15 @@ public struct LlamaModel: Sendable {
                 }
             }
             if let b = layer.bo { b.data.withUnsafeBufferPointer { addRows($0.baseAddress!, count: d, rows: t, into: x) } }
-            layer.wo.data.withUnsafeBufferPointer {
-                linearRows(att, rows: t, inFeatures: qd, weight: $0.baseAddress!, outFeatures: d, into: x, beta: 1, useGEMV: gemv)
-            }
+            linearRows(att, rows: t, inFeatures: qd, weight: layer.wo.pointer, outFeatures: d, into: x, beta: 1, useGEMV: gemv)
             // MLP block: h = norm(x); gu = h·[Wg; Wu]ᵀ; act = silu(g)·u; x += act·Wdownᵀ
             layer.mlpNorm.data.withUnsafeBufferPointer { rmsNormRows(x, into: h, rows: t, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps) }
             if let b = layer.bgu { b.data.withUnsafeBufferPointer { broadcastRows($0.baseAddress!, count: 2 * inner, rows: t, into: gu, ldy: 2 * inner) } }
-            layer.wgu.data.withUnsafeBufferPointer {
-                linearRows(h, rows: t, inFeatures: d, weight: $0.baseAddress!, outFeatures: 2 * inner, into: gu,
-                           beta: layer.bgu == nil ? 0 : 1, useGEMV: gemv)
-            }
+            linearRows(h, rows: t, inFeatures: d, weight: layer.wgu.pointer, outFeatures: 2 * inner, into: gu,
+                       beta: layer.bgu == nil ? 0 : 1, useGEMV: gemv)
             forRowChunks(t) { r0, n in swiGLU(gu + r0 * 2 * inner, rows: n, inner: inner, into: act + r0 * inner) }
             if let b = layer.bdown { b.data.withUnsafeBufferPointer { addRows($0.baseAddress!, count: d, rows: t, into: x) } }
-            layer.wdown.data.withUnsafeBufferPointer {
-                linearRows(act, rows: t, inFeatures: inner, weight: $0.baseAddress!, outFeatures: d, into: x, beta: 1, useGEMV: gemv)
-            }
+            linearRows(act, rows: t, inFeatures: inner, weight: layer.wdown.pointer, outFeatures: d, into: x, beta: 1, useGEMV: gemv)
         }
         cache.advance(by: t)
 
@@ -382,9 +374,7 @@ public struct LlamaModel: Sendable {
         }
         var logits = [Float](repeating: 0, count: outRows * vocab)
         logits.withUnsafeMutableBufferPointer { lp in
-            lmHead.data.withUnsafeBufferPointer {
-                linearRows(h, rows: outRows, inFeatures: d, weight: $0.baseAddress!, outFeatures: vocab, into: lp.baseAddress!, useGEMV: gemv)
-            }
+            linearRows(h, rows: outRows, inFeatures: d, weight: lmHead.pointer, outFeatures: vocab, into: lp.baseAddress!, useGEMV: gemv)
         }
         return Tensor(shape: allLogits ? [t, vocab] : [vocab], data: logits)
     }
