@@ -22,10 +22,11 @@ fi
 rm -f "$LOG"
 tsan_rc=0
 if [ "$rc" -eq 0 ] && [ "${ATP_SKIP_TSAN:-0}" != "1" ]; then
-  # ThreadSanitizer on the pipeline's concurrency tests (own build folder; OpenBLAS single-threaded).
+  # ThreadSanitizer on the concurrency tests: the pipeline's and the kernels' worker pool (own build
+  # folder; OpenBLAS single-threaded).
   # ATP_CORE_ONLY=1: the manifest leaves out the HTTP service and the CLI (not under test here).
   ATP_CORE_ONLY=1 OPENBLAS_NUM_THREADS=1 TSAN_OPTIONS="suppressions=$PWD/Tools/tsan.supp halt_on_error=1" \
-    swift test --scratch-path .build-tsan --sanitize=thread --disable-swift-testing --filter PipelineTests
+    swift test --scratch-path .build-tsan --sanitize=thread --disable-swift-testing --filter "PipelineTests|KernelTests.testHotPool"
   tsan_rc=$?
   [ $tsan_rc -eq 0 ] || failed=$(( failed + 1 ))
 fi

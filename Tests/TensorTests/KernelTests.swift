@@ -113,7 +113,7 @@ final class KernelTests: XCTestCase {
 
     /// The decode GEMV against a naive loop, with beta, over sizes around the 64-wide unroll and the tail.
     func testGEMVAgainstNaive() {
-        for (rows, cols) in [(1, 1), (3, 17), (70, 64), (129, 200), (5, 897)] {
+        for (rows, cols) in [(1, 1), (3, 17), (70, 64), (129, 200), (5, 897), (1001, 96)] {
             let w = randomTensor([rows, cols], seed: 31), x = randomTensor([cols], seed: 32), y0 = randomTensor([rows], seed: 33)
             for beta: Float in [0, 1] {
                 var y = y0.data
@@ -127,5 +127,71 @@ final class KernelTests: XCTestCase {
                 }
             }
         }
+    }
+
+    /// Every part of every loop runs exactly once, whether workers spin or have parked in between.
+    func testHotPoolRunsEachPartOnce() {
+        let pool = HotPool(spinIterations: 50)   // park after a few microseconds: exercises the wake-up path
+        for loop in 0..<3000 {
+            let parts = 1 + loop % 9
+            let counts = UnsafeMutablePointer<Int>.allocate(capacity: parts)
+            counts.initialize(repeating: 0, count: parts)
+            let slots = UncheckedSendable(counts)
+            let ran = pool.run(parts: parts, helpers: 1 + loop % 3) { p in slots.value[p] += 1 }
+            XCTAssertTrue(ran)
+            for p in 0..<parts where counts[p] != 1 { XCTFail("loop \(loop): part \(p) ran \(counts[p]) times") }
+            counts.deallocate()
+            if loop % 500 == 0 { usleep(2000) }   // let the workers park
+        }
+        XCTAssertEqual(pool.workers, 3)
+    }
+
+    /// A loop started from inside a running loop (or while another thread's loop runs) is refused, and
+    /// `Parallel.forEachChunk(hot:)` then runs it another way: the sums stay exact under contention.
+    func testHotPoolRefusesNestedAndConcurrentLoops() {
+        let pool = HotPool()
+        var nested: Bool?
+        XCTAssertTrue(pool.run(parts: 1, helpers: 1) { _ in nested = pool.run(parts: 2, helpers: 1) { _ in } })
+        XCTAssertEqual(nested, false)
+
+        let n = 100_000
+        let input = (0..<n).map { Float($0 % 17) }
+        let expected = input.reduce(0, +)
+        let results = UnsafeMutablePointer<Float>.allocate(capacity: 8)
+        results.initialize(repeating: 0, count: 8)
+        defer { results.deallocate() }
+        let out = UncheckedSendable(results)
+        input.withUnsafeBufferPointer { ip in
+            let inp = UncheckedSendable(ip)
+            DispatchQueue.concurrentPerform(iterations: 8) { t in
+                var total: Float = 0
+                for _ in 0..<50 {
+                    let partial = UnsafeMutablePointer<Float>.allocate(capacity: n)
+                    let pp = UncheckedSendable(partial)
+                    Parallel.forEachChunk(n, minChunk: 64, hot: true) { range in
+                        for i in range { pp.value[i] = inp.value[i] }
+                    }
+                    total = 0
+                    for i in 0..<n { total += partial[i] }
+                    partial.deallocate()
+                }
+                out.value[t] = total
+            }
+        }
+        for t in 0..<8 { XCTAssertEqual(results[t], expected, "thread \(t)") }
+    }
+
+    /// Weight matrices copy their parts in order into huge-page-aligned storage.
+    func testWeightMatrixConcatenates() {
+        let a = randomTensor([3, 5], seed: 41), b = randomTensor([2, 5], seed: 42)
+        let m = WeightMatrix(concatenating: [a, b])
+        XCTAssertEqual(m.rows, 5)
+        XCTAssertEqual(m.cols, 5)
+        XCTAssertEqual(Int(bitPattern: m.pointer) % WeightMatrix.alignment, 0)
+        XCTAssertEqual(m.tensor.data, a.data + b.data)
+        XCTAssertEqual(m.row(3), Array(b.data[0..<5]))
+        let v = WeightMatrix(Tensor(shape: [4], data: [1, 2, 3, 4]))
+        XCTAssertEqual(v.rows, 4)
+        XCTAssertEqual(v.cols, 1)
     }
 }
