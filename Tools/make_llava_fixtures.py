@@ -16,6 +16,10 @@ the prefill, and 8 greedy ids — computed in float32 by building inputs_embeds 
 LlavaModel does (masked scatter of the kept patches' projected features).
 
   python3 Tools/make_llava_fixtures.py [--out DIR] [--sample Samples/models/atp-tiny]
+
+With --bench-model DIR (outside the repository): a random-weight LLaVA of real shapes for
+`atp bench ask` — the LLaVA-1.5 vision tower (CLIP ViT-L/14 at 336 px, 576 patches, feature layer -2)
+with a Qwen2-0.5B language model, bf16 on disk, plus `clip/`, a CLIP checkpoint sharing that tower.
 """
 from __future__ import annotations
 
@@ -217,7 +221,7 @@ def write_matching_clip(out: Path, llava, proc) -> None:
         missing = clip.vision_model.load_state_dict(llava.model.vision_tower.vision_model.state_dict()
                                                     if hasattr(llava.model.vision_tower, "vision_model")
                                                     else llava.model.vision_tower.state_dict(), strict=True)
-    clip.save_pretrained(out)
+    clip.to(llava.dtype).save_pretrained(out)
     tok.save_pretrained(out)
     proc.save_pretrained(out)
     shutil.rmtree(tok_dir)
@@ -227,10 +231,37 @@ def uniform(n: int, k: int) -> list[int]:
     return [((2 * j + 1) * n) // (2 * k) for j in range(k)]
 
 
+def make_bench_model(folder: Path) -> None:
+    if ROOT in folder.resolve().parents or folder.resolve() == ROOT:
+        sys.exit("--bench-model: write it outside the repository")
+    folder.mkdir(parents=True, exist_ok=True)
+    tok = make_tokenizer(folder)
+    vision = CLIPVisionConfig(hidden_size=1024, intermediate_size=4096, num_hidden_layers=24, num_attention_heads=16,
+                              image_size=336, patch_size=14, hidden_act="quick_gelu", projection_dim=768)
+    text = Qwen2Config(vocab_size=151936, hidden_size=896, intermediate_size=4864, num_hidden_layers=24,
+                       num_attention_heads=14, num_key_value_heads=2, max_position_embeddings=32768,
+                       rms_norm_eps=1e-6, tie_word_embeddings=True, rope_theta=1000000.0,
+                       bos_token_id=tok.bos_token_id, eos_token_id=tok.eos_token_id)
+    cfg = LlavaConfig(vision_config=vision, text_config=text, image_token_index=tok.convert_tokens_to_ids("<image>"),
+                      vision_feature_layer=-2, vision_feature_select_strategy="default",
+                      projector_hidden_act="gelu", image_seq_length=576, tie_word_embeddings=True)
+    torch.manual_seed(3)
+    model = LlavaForConditionalGeneration(cfg).eval().to(torch.bfloat16)
+    model.save_pretrained(folder)
+    proc = CLIPImageProcessorPil(size={"shortest_edge": 336}, crop_size={"height": 336, "width": 336})
+    proc.save_pretrained(folder)
+    write_matching_clip(folder / "clip", model, proc)
+    print(f"wrote {folder}", file=sys.stderr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--out", default=str(ROOT / "Tests" / "Fixtures" / "llava"))
+    ap.add_argument("--bench-model", type=Path, help="write a LLaVA-1.5-shaped benchmark folder here instead")
     args = ap.parse_args()
+    if args.bench_model:
+        make_bench_model(args.bench_model)
+        return
     out = Path(args.out)
     cases = lambda n: [("Is there a red box?", None), ("Is there a red box?", uniform(n, 4)),
                        ("What color is the box?", uniform(n, 2))]

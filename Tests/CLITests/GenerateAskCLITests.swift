@@ -60,6 +60,37 @@ final class GenerateAskCLITests: XCTestCase {
         XCTAssertNil((j["timings_ms"] as? [String: Any])?["relevance_encode"])
     }
 
+    /// `atp bench ask`: the same question with every visual token and with the gate's keep fraction; the
+    /// pruned prompt is shorter by exactly the dropped tokens, and each row reports every stage.
+    func testBenchAskComparesFullAndPrunedAnswers() throws {
+        let folder = CLI.fixtures.appendingPathComponent("llava/clip-llama")
+        let r = try CLI.run(["bench", "ask", "--model", folder.path, "--image", folder.appendingPathComponent("image.png").path,
+                             "--keep", "0.5", "--max-tokens", "3", "--repeats", "1", "--json"])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let j = try r.json()
+        let rows = try XCTUnwrap(j["rows"] as? [[String: Any]])
+        XCTAssertEqual(rows.count, 2)
+        XCTAssertEqual(rows.map { $0["method"] as? String }, ["full", "atp"])
+        let visual = try XCTUnwrap(rows[0]["visual_tokens"] as? Int)
+        XCTAssertEqual(visual, 9)
+        XCTAssertEqual(rows[0]["kept_tokens"] as? Int, visual)
+        let kept = try XCTUnwrap(rows[1]["kept_tokens"] as? Int)
+        XCTAssertTrue(kept >= 4 && kept <= 5, "keep 0.5 of 9 kept \(kept)")
+        let full = try XCTUnwrap(rows[0]["prompt_tokens"] as? Int), pruned = try XCTUnwrap(rows[1]["prompt_tokens"] as? Int)
+        XCTAssertEqual(full - pruned, visual - kept)
+        for row in rows {
+            let t = try XCTUnwrap(row["timings_ms"] as? [String: Double])
+            XCTAssertEqual(Set(t.keys), ["encode", "gate", "prefill", "llm_decode", "total"])
+            XCTAssertGreaterThanOrEqual(t["total"]!, t["encode"]! + t["prefill"]!)
+            XCTAssertTrue((1...3).contains(row["generated"] as? Int ?? 0))
+        }
+        XCTAssertNotNil(j["prefill_speedup"] as? Double)
+        XCTAssertNotNil(j["answer_speedup"] as? Double)
+        let bad = try CLI.run(["bench", "ask", "--model", folder.path, "--image", "x.png", "--keep", "1"])
+        XCTAssertNotEqual(bad.status, 0)
+        XCTAssertTrue(bad.stderr.contains("--keep"), bad.stderr)
+    }
+
     /// A truncated GGUF, a GGUF whose tensor offset points past the end, an unknown model_type: one line, non-zero exit.
     func testBadModelsAreOneLineErrors() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atp-bad-\(UUID().uuidString)")
