@@ -245,12 +245,63 @@ def make_bench_model(out: Path):
     print(f"wrote {out}", file=sys.stderr)
 
 
+def write_bench_gguf(folder: Path, path: Path):
+    """The --bench-model folder as an F32 `qwen2` GGUF that llama.cpp's llama-bench and `atp bench lm` both load.
+
+    The vocabulary is placeholders (t0, t1, …; one merge): llama-bench feeds random token ids.
+    """
+    import gguf
+    from safetensors.torch import load_file
+    cfg = json.loads((folder / "config.json").read_text())
+    w = {k: v.float().numpy() for k, v in load_file(folder / "model.safetensors").items()}
+    rp = cfg.get("rope_parameters") or {"rope_theta": cfg["rope_theta"]}
+    writer = gguf.GGUFWriter(str(path), "qwen2")
+    writer.add_name("atp bench qwen2-0.5b")
+    writer.add_block_count(cfg["num_hidden_layers"])
+    writer.add_context_length(cfg["max_position_embeddings"])
+    writer.add_embedding_length(cfg["hidden_size"])
+    writer.add_feed_forward_length(cfg["intermediate_size"])
+    writer.add_head_count(cfg["num_attention_heads"])
+    writer.add_head_count_kv(cfg["num_key_value_heads"])
+    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    writer.add_rope_freq_base(rp["rope_theta"])
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_tokenizer_pre("qwen2")
+    writer.add_token_list([f"t{i}" for i in range(cfg["vocab_size"])])
+    writer.add_token_merges(["t 1"])
+    writer.add_bos_token_id(cfg["bos_token_id"])
+    writer.add_eos_token_id(cfg["eos_token_id"])
+    writer.add_tensor("token_embd.weight", w["model.embed_tokens.weight"])
+    for i in range(cfg["num_hidden_layers"]):
+        p = f"model.layers.{i}."
+        writer.add_tensor(f"blk.{i}.attn_norm.weight", w[p + "input_layernorm.weight"])
+        for part, name in [("q", "attn_q"), ("k", "attn_k"), ("v", "attn_v")]:
+            writer.add_tensor(f"blk.{i}.{name}.weight", w[p + f"self_attn.{part}_proj.weight"])
+            writer.add_tensor(f"blk.{i}.{name}.bias", w[p + f"self_attn.{part}_proj.bias"])
+        writer.add_tensor(f"blk.{i}.attn_output.weight", w[p + "self_attn.o_proj.weight"])
+        writer.add_tensor(f"blk.{i}.ffn_norm.weight", w[p + "post_attention_layernorm.weight"])
+        writer.add_tensor(f"blk.{i}.ffn_gate.weight", w[p + "mlp.gate_proj.weight"])
+        writer.add_tensor(f"blk.{i}.ffn_up.weight", w[p + "mlp.up_proj.weight"])
+        writer.add_tensor(f"blk.{i}.ffn_down.weight", w[p + "mlp.down_proj.weight"])
+    writer.add_tensor("output_norm.weight", w["model.norm.weight"])
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+    print(f"wrote {path}", file=sys.stderr)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--smollm2", type=Path, help="SmolLM2-135M-Instruct GGUF file")
     ap.add_argument("--bench-model", type=Path, help="output folder (outside the repository)")
+    ap.add_argument("--bench-gguf", type=Path, nargs=2, metavar=("FOLDER", "OUT"),
+                    help="convert a --bench-model folder to an F32 GGUF (for llama-bench and atp bench lm)")
     a = ap.parse_args()
-    if a.bench_model:
+    if a.bench_gguf:
+        write_bench_gguf(*a.bench_gguf)
+    elif a.bench_model:
         if ROOT in a.bench_model.resolve().parents:
             sys.exit("--bench-model: write it outside the repository")
         make_bench_model(a.bench_model)
