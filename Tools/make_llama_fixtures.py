@@ -92,6 +92,28 @@ def llama_permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarr
             .swapaxes(1, 2).reshape(w.shape))
 
 
+def gguf_writer(path: Path, arch: str, name: str, cfg: dict, rope_dim: int | None = None):
+    """A GGUFWriter with the hyper-parameters of an HF config and a placeholder vocabulary (t0, t1, …)."""
+    import gguf
+    rp = cfg.get("rope_parameters") or {"rope_theta": cfg["rope_theta"]}
+    writer = gguf.GGUFWriter(str(path), arch)
+    writer.add_name(name)
+    writer.add_block_count(cfg["num_hidden_layers"])
+    writer.add_context_length(cfg["max_position_embeddings"])
+    writer.add_embedding_length(cfg["hidden_size"])
+    writer.add_feed_forward_length(cfg["intermediate_size"])
+    writer.add_head_count(cfg["num_attention_heads"])
+    writer.add_head_count_kv(cfg["num_key_value_heads"])
+    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
+    writer.add_rope_freq_base(rp["rope_theta"])
+    if rope_dim is not None:
+        writer.add_rope_dimension_count(rope_dim)
+    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_tokenizer_model("gpt2")
+    writer.add_token_list([f"t{i}" for i in range(cfg["vocab_size"])])
+    return writer
+
+
 def write_gguf(folder: Path, path: Path):
     import gguf
     from safetensors.numpy import load_file
@@ -99,20 +121,7 @@ def write_gguf(folder: Path, path: Path):
     w = load_file(folder / "model.safetensors")
     heads, kv, hd = cfg["num_attention_heads"], cfg["num_key_value_heads"], cfg["head_dim"]
     rp = cfg["rope_parameters"]
-    writer = gguf.GGUFWriter(str(path), "llama")
-    writer.add_name("atp tiny llama")
-    writer.add_block_count(cfg["num_hidden_layers"])
-    writer.add_context_length(cfg["max_position_embeddings"])
-    writer.add_embedding_length(cfg["hidden_size"])
-    writer.add_feed_forward_length(cfg["intermediate_size"])
-    writer.add_head_count(heads)
-    writer.add_head_count_kv(kv)
-    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    writer.add_rope_freq_base(rp["rope_theta"])
-    writer.add_rope_dimension_count(hd)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("gpt2")
-    writer.add_token_list([f"t{i}" for i in range(cfg["vocab_size"])])
+    writer = gguf_writer(path, "llama", "atp tiny llama", cfg, rope_dim=hd)
     writer.add_bos_token_id(cfg["bos_token_id"])
     writer.add_eos_token_id(cfg["eos_token_id"][0])
     # llama3 rope scaling as convert_hf_to_gguf.py stores it: per-dimension divisors in rope_freqs.weight.
@@ -254,21 +263,8 @@ def write_bench_gguf(folder: Path, path: Path):
     from safetensors.torch import load_file
     cfg = json.loads((folder / "config.json").read_text())
     w = {k: v.float().numpy() for k, v in load_file(folder / "model.safetensors").items()}
-    rp = cfg.get("rope_parameters") or {"rope_theta": cfg["rope_theta"]}
-    writer = gguf.GGUFWriter(str(path), "qwen2")
-    writer.add_name("atp bench qwen2-0.5b")
-    writer.add_block_count(cfg["num_hidden_layers"])
-    writer.add_context_length(cfg["max_position_embeddings"])
-    writer.add_embedding_length(cfg["hidden_size"])
-    writer.add_feed_forward_length(cfg["intermediate_size"])
-    writer.add_head_count(cfg["num_attention_heads"])
-    writer.add_head_count_kv(cfg["num_key_value_heads"])
-    writer.add_layer_norm_rms_eps(cfg["rms_norm_eps"])
-    writer.add_rope_freq_base(rp["rope_theta"])
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
-    writer.add_tokenizer_model("gpt2")
+    writer = gguf_writer(path, "qwen2", "atp bench qwen2-0.5b", cfg)
     writer.add_tokenizer_pre("qwen2")
-    writer.add_token_list([f"t{i}" for i in range(cfg["vocab_size"])])
     writer.add_token_merges(["t 1"])
     writer.add_bos_token_id(cfg["bos_token_id"])
     writer.add_eos_token_id(cfg["eos_token_id"])

@@ -10,12 +10,7 @@ struct AskCommand: ParsableCommand {
         commandName: "ask",
         abstract: "Answer a question about an image with a LLaVA checkpoint, through the ATP gate.")
 
-    @Option(help: "HF LLaVA folder.")
-    var model: String
-    @Option(help: "HF CLIP folder whose text tower (and projections) give the gate's relevance.")
-    var clip: String?
-    @Option(help: "Image file.")
-    var image: String
+    @OptionGroup var input: VLMInputOptions
     @Option(help: "The question.")
     var query: String
     @OptionGroup var gate: GateOptions
@@ -31,15 +26,7 @@ struct AskCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
-        let folder = URL(fileURLWithPath: model)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
-            throw CLIError("--model \(model): not a folder (expected an HF LLaVA folder)")
-        }
-        let session = try VLMSession(vlmFolder: folder, clipFolder: clip.map { URL(fileURLWithPath: $0) })
-        for note in session.notes { printErr("atp: note: \(note)") }
-        let img = try ImageIO.read(URL(fileURLWithPath: image))
-        let pixels = try session.preprocess(rgb: img.pixels, width: img.width, height: img.height)
+        let (session, pixels) = try input.load()
         let encoded = try session.encode(pixels: pixels)
         let (decision, keptTokens, gateMs) = try session.gate(encoded, query: query, config: gate.config())
         let answer = try session.answer(encoded, keptTokens: keptTokens, query: query, maxTokens: maxTokens)
@@ -57,5 +44,28 @@ struct AskCommand: ParsableCommand {
             print(answer.text)
             printErr("kept \(keptTokens.count) of \(encoded.encoding.features.rows) visual tokens; \(timings.map { "\($0.0) \(($0.1.text))" }.joined(separator: ", ")) ms")
         }
+    }
+}
+
+/// The inputs `atp ask` and `atp bench ask` share: a LLaVA folder, an optional CLIP folder, an image.
+struct VLMInputOptions: ParsableArguments {
+    @Option(help: "HF LLaVA folder.")
+    var model: String
+    @Option(help: "HF CLIP folder whose text tower (and projections) give the gate's relevance (without it the gate uses saliency only).")
+    var clip: String?
+    @Option(help: "Image file.")
+    var image: String
+
+    /// Loads the session (its notes go to stderr) and the image, preprocessed for the vision tower.
+    func load() throws -> (VLMSession, [Float]) {
+        let folder = URL(fileURLWithPath: model)
+        var isDir: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
+            throw CLIError("--model \(model): not a folder (expected an HF LLaVA folder)")
+        }
+        let session = try VLMSession(vlmFolder: folder, clipFolder: clip.map { URL(fileURLWithPath: $0) })
+        for note in session.notes { printErr("atp: note: \(note)") }
+        let img = try ImageIO.read(URL(fileURLWithPath: image))
+        return (session, try session.preprocess(rgb: img.pixels, width: img.width, height: img.height))
     }
 }

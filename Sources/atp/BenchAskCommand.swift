@@ -1,8 +1,6 @@
 import ArgumentParser
 import Foundation
 import Gate
-import Media
-import Models
 import Pipeline
 import Tensor
 
@@ -13,12 +11,7 @@ struct BenchAsk: ParsableCommand {
         commandName: "ask",
         abstract: "Time answering a question with all visual tokens against a pruned set (keep 0.25 by default).")
 
-    @Option(help: "HF LLaVA folder.")
-    var model: String
-    @Option(help: "HF CLIP folder for the gate's relevance (without it the gate uses saliency only).")
-    var clip: String?
-    @Option(help: "Image file.")
-    var image: String
+    @OptionGroup var input: VLMInputOptions
     @Option(help: "The question.")
     var query: String = "Is there a person in the aisle?"
     @Option(help: "Gate method of the pruned run: atp, cls, text, random, uniform.")
@@ -52,16 +45,8 @@ struct BenchAsk: ParsableCommand {
 
     func run() throws {
         try compute.apply()
-        let folder = URL(fileURLWithPath: model)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
-            throw CLIError("--model \(model): not a folder (expected an HF LLaVA folder)")
-        }
-        printErr("loading \(model)…")
-        let session = try VLMSession(vlmFolder: folder, clipFolder: clip.map { URL(fileURLWithPath: $0) })
-        for note in session.notes { printErr("atp: note: \(note)") }
-        let img = try ImageIO.read(URL(fileURLWithPath: image))
-        let pixels = try session.preprocess(rgb: img.pixels, width: img.width, height: img.height)
+        printErr("loading \(input.model)…")
+        let (session, pixels) = try input.load()
 
         let full = GateConfig(method: .full, budget: .keep(1))
         let pruned = GateConfig(method: GateMethod(rawValue: method)!, budget: .keep(keep))
