@@ -114,6 +114,23 @@ def gguf_writer(path: Path, arch: str, name: str, cfg: dict, rope_dim: int | Non
     return writer
 
 
+def add_layer_tail(writer, w: dict, i: int):
+    """Layer i's attention output, MLP norm and MLP tensors, under llama.cpp's names."""
+    p = f"model.layers.{i}."
+    writer.add_tensor(f"blk.{i}.attn_output.weight", w[p + "self_attn.o_proj.weight"])
+    writer.add_tensor(f"blk.{i}.ffn_norm.weight", w[p + "post_attention_layernorm.weight"])
+    writer.add_tensor(f"blk.{i}.ffn_gate.weight", w[p + "mlp.gate_proj.weight"])
+    writer.add_tensor(f"blk.{i}.ffn_up.weight", w[p + "mlp.up_proj.weight"])
+    writer.add_tensor(f"blk.{i}.ffn_down.weight", w[p + "mlp.down_proj.weight"])
+
+
+def finish(writer):
+    writer.write_header_to_file()
+    writer.write_kv_data_to_file()
+    writer.write_tensors_to_file()
+    writer.close()
+
+
 def write_gguf(folder: Path, path: Path):
     import gguf
     from safetensors.numpy import load_file
@@ -146,17 +163,10 @@ def write_gguf(folder: Path, path: Path):
         writer.add_tensor(f"blk.{i}.attn_q.weight", llama_permute(w[p + "self_attn.q_proj.weight"], heads, heads))
         writer.add_tensor(f"blk.{i}.attn_k.weight", llama_permute(w[p + "self_attn.k_proj.weight"], heads, kv))
         writer.add_tensor(f"blk.{i}.attn_v.weight", w[p + "self_attn.v_proj.weight"])
-        writer.add_tensor(f"blk.{i}.attn_output.weight", w[p + "self_attn.o_proj.weight"])
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", w[p + "post_attention_layernorm.weight"])
-        writer.add_tensor(f"blk.{i}.ffn_gate.weight", w[p + "mlp.gate_proj.weight"])
-        writer.add_tensor(f"blk.{i}.ffn_up.weight", w[p + "mlp.up_proj.weight"])
-        writer.add_tensor(f"blk.{i}.ffn_down.weight", w[p + "mlp.down_proj.weight"])
+        add_layer_tail(writer, w, i)
     writer.add_tensor("output_norm.weight", w["model.norm.weight"])
     writer.add_tensor("output.weight", w["lm_head.weight"])
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
 
 
 def rewrite_4x(src: Path, dst: Path):
@@ -275,16 +285,9 @@ def write_bench_gguf(folder: Path, path: Path):
         for part, name in [("q", "attn_q"), ("k", "attn_k"), ("v", "attn_v")]:
             writer.add_tensor(f"blk.{i}.{name}.weight", w[p + f"self_attn.{part}_proj.weight"])
             writer.add_tensor(f"blk.{i}.{name}.bias", w[p + f"self_attn.{part}_proj.bias"])
-        writer.add_tensor(f"blk.{i}.attn_output.weight", w[p + "self_attn.o_proj.weight"])
-        writer.add_tensor(f"blk.{i}.ffn_norm.weight", w[p + "post_attention_layernorm.weight"])
-        writer.add_tensor(f"blk.{i}.ffn_gate.weight", w[p + "mlp.gate_proj.weight"])
-        writer.add_tensor(f"blk.{i}.ffn_up.weight", w[p + "mlp.up_proj.weight"])
-        writer.add_tensor(f"blk.{i}.ffn_down.weight", w[p + "mlp.down_proj.weight"])
+        add_layer_tail(writer, w, i)
     writer.add_tensor("output_norm.weight", w["model.norm.weight"])
-    writer.write_header_to_file()
-    writer.write_kv_data_to_file()
-    writer.write_tensors_to_file()
-    writer.close()
+    finish(writer)
     print(f"wrote {path}", file=sys.stderr)
 
 
