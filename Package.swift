@@ -48,9 +48,10 @@ let package = Package(
         .target(name: "CSpin"),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CSpin"], swiftSettings: optimised),
         .target(name: "ModelIO", dependencies: ["Tensor"], swiftSettings: optimised),
-        .target(name: "Models", dependencies: ["Tensor", "ModelIO"], swiftSettings: optimised),
-        .target(name: "Gate", swiftSettings: optimised),
-        .target(name: "Media", dependencies: ["CFFmpeg"], swiftSettings: optimised),
+        .target(name: "SplitMix", swiftSettings: optimised),
+        .target(name: "Models", dependencies: ["Tensor", "ModelIO", "SplitMix"], swiftSettings: optimised),
+        .target(name: "Gate", dependencies: ["SplitMix"], swiftSettings: optimised),
+        .target(name: "Media", dependencies: ["CFFmpeg", "SplitMix"], swiftSettings: optimised),
         .target(name: "Pipeline", dependencies: [
             "Media", "Models", "Gate",
             .product(name: "Yams", package: "Yams"),
@@ -58,9 +59,9 @@ let package = Package(
         ]),
         .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimised),
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensor"], swiftSettings: optimised),
-        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "Tensor", "Gate", "Media"], swiftSettings: optimised),
-        .testTarget(name: "GateTests", dependencies: ["Gate"], swiftSettings: optimised),
-        .testTarget(name: "MediaTests", dependencies: ["Media"]),
+        .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "Tensor", "Gate", "Media", "SplitMix"], swiftSettings: optimised),
+        .testTarget(name: "GateTests", dependencies: ["Gate", "SplitMix"], swiftSettings: optimised),
+        .testTarget(name: "MediaTests", dependencies: ["Media", "SplitMix"]),
         .testTarget(name: "PipelineTests", dependencies: ["Pipeline", "Media", "Gate"]),
     ] + (coreOnly ? [] : [
         .target(name: "Serve", dependencies: [

@@ -1,6 +1,8 @@
 // Token selection: top-K by score and the index-only baselines (DESIGN.md, "Selection", "Baselines").
 // Every selector returns indices in ASCENDING order, the spatial order the LLM sees them in.
 
+import SplitMix
+
 /// The K highest scores, ties broken by lower index, returned in ascending index order.
 ///
 /// Ranking is by score descending, then index ascending, so the result is deterministic under ties.
@@ -63,38 +65,4 @@ public func randomIndices(n: Int, k: Int, seed: UInt64) -> [Int] {
         pool.swapAt(i, j)
     }
     return pool.prefix(k).sorted()
-}
-
-/// SplitMix64 (Steele, Lea & Flood, "Fast splittable pseudorandom number generators", OOPSLA 2014):
-/// a 64-bit state advanced by the golden-ratio increment 0x9E3779B97F4A7C15 and mixed by two
-/// xor-shift-multiply rounds. Fully specified here, so the sequence for a seed never depends on the
-/// platform or the Swift standard library. With seed 0 the first output is 0xE220A8397B1DCDAF.
-public struct SplitMix64: RandomNumberGenerator, Sendable {
-    /// The current state.
-    public private(set) var state: UInt64
-
-    /// Creates a generator whose first `next()` mixes `seed + 0x9E3779B97F4A7C15`.
-    public init(seed: UInt64) { state = seed }
-
-    /// The next 64-bit output.
-    /// - Complexity: O(1).
-    public mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-
-    /// An unbiased integer in [0, bound) by rejection: outputs below `2^64 mod bound` are redrawn, then
-    /// the output is reduced modulo `bound`. `bound` must be ≥ 1 (0 returns 0).
-    /// - Complexity: O(1) expected (fewer than 2 draws on average).
-    public mutating func next(below bound: UInt64) -> UInt64 {
-        guard bound > 1 else { return 0 }
-        let threshold = (0 &- bound) % bound  // 2^64 mod bound
-        while true {
-            let x = next()
-            if x >= threshold { return x % bound }
-        }
-    }
 }

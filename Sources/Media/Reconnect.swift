@@ -2,6 +2,7 @@
 // watchdog that turns "no packet for read_timeout_ms" into an aborted read.
 import CFFmpeg
 import Foundation
+import SplitMix
 
 /// How a live source retries after its stream stalls or ends: `initialMs` doubling on each failed
 /// attempt up to `maxMs`, each delay scaled by a random factor in `[1 − jitter, 1 + jitter]`
@@ -87,23 +88,6 @@ public struct Backoff: Sendable {
 
     /// Starts the doubling over (after a successful reconnect delivered frames).
     public mutating func reset() { attempt = 0 }
-}
-
-/// SplitMix64: a tiny, well-mixed seeded generator (Steele, Lea & Flood 2014).
-struct SplitMix64: Sendable {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in [0, 1) with 53 bits.
-    mutating func nextUnit() -> Double { Double(next() >> 11) * 0x1.0p-53 }
-    /// Uniform integer in `0..<n` (n > 0); modulo bias is negligible for the small n used here.
-    mutating func nextInt(_ n: Int) -> Int { Int(next() % UInt64(n)) }
 }
 
 /// Owner of the C `atp_watchdog` installed as a format context's interrupt callback.

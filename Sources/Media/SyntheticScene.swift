@@ -1,6 +1,7 @@
 // A synthetic warehouse-like scene rendered in pure Swift: coloured people, boxes, forklifts and
 // balls moving over a textured floor, deterministic by seed, with per-frame ground truth.
 import Foundation
+import SplitMix
 
 /// One object drawn in a synthetic frame, with its exact pixel bounds.
 public struct SyntheticObject: Sendable, Equatable, Codable {
@@ -100,9 +101,9 @@ public struct SyntheticScene: Sendable {
         self.seed = seed
         var rng = SplitMix64(seed: seed ^ 0x5EED_5CE0_E000_0001)
         let kinds = SyntheticObject.Kind.allCases
-        let kindOffset = rng.nextInt(kinds.count)
+        let kindOffset = Int(rng.next(below: UInt64(kinds.count)))
         var colours = Array(0..<Self.palette.count)
-        for i in stride(from: colours.count - 1, to: 0, by: -1) { colours.swapAt(i, rng.nextInt(i + 1)) }
+        for i in stride(from: colours.count - 1, to: 0, by: -1) { colours.swapAt(i, Int(rng.next(below: UInt64(i + 1)))) }
         let s = Double(min(width, height))
         func uniform(_ a: Double, _ b: Double) -> Double { a + (b - a) * rng.nextUnit() }
         var specs: [Spec] = []

@@ -2,6 +2,7 @@
 // exactly"). Expected values are worked out by hand in the comments, not by running the code.
 
 import XCTest
+import SplitMix
 @testable import Gate
 
 final class GateExamplesTests: XCTestCase {

@@ -5,6 +5,7 @@
 
 import Foundation
 import XCTest
+import SplitMix
 @testable import Gate
 
 final class GateGoldenTests: XCTestCase {

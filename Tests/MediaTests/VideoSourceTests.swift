@@ -1,5 +1,6 @@
 import XCTest
 @testable import Media
+import SplitMix
 
 /// Collects events from a source's callback (called on the reading thread).
 final class EventLog: @unchecked Sendable {

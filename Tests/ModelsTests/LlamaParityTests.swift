@@ -1,4 +1,5 @@
 import XCTest
+import SplitMix
 import Foundation
 import Tensor
 import ModelIO
