@@ -20,16 +20,7 @@ struct RunCommand: ParsableCommand {
         let out = LineWriter()
         let runner = try PipelineRunner(spec: spec, options: options) { line in out.write(line) }
         for note in runner.notes { printErr("atp: note: \(note)") }
-        let signals = SignalStop.install { runner.stop() }
-        defer { signals.cancel() }
-        let live = LiveTable(profiler: runner.profiler)
-        printErr("atp: running \(spec.name) (\(runner.queries.all.count) queries)…")
-        let report = try runner.run()
-        live.stop()
-        printErr(runner.profiler.renderTable())
-        if let profileJSON = flags.profileJSON {
-            try writeAtomically(try report.jsonData(pretty: true), to: URL(fileURLWithPath: profileJSON))
-        }
+        try flags.runToEnd(runner, name: spec.name)
     }
 }
 
@@ -54,6 +45,23 @@ struct PipelineRunFlags: ParsableArguments {
         if let duration, !(duration > 0) { throw ValidationError("--duration \(duration): must be > 0") }
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens \(maxTokens): must be ≥ 1") }
         guard changeThreshold >= 0 else { throw ValidationError("--change-threshold \(changeThreshold): must be ≥ 0") }
+    }
+
+    /// Runs the pipeline until its sources end, `--duration` passes or SIGINT/SIGTERM stops it, with
+    /// the live table on a terminal; then `afterRun` (a caller's own shutdown), the profile table on
+    /// stderr and `--profile-json`.
+    func runToEnd(_ runner: PipelineRunner, name: String, afterRun: () -> Void = {}) throws {
+        let signals = SignalStop.install { runner.stop() }
+        defer { signals.cancel() }
+        let live = LiveTable(profiler: runner.profiler)
+        printErr("atp: running \(name) (\(runner.queries.all.count) queries)…")
+        let report = try runner.run()
+        live.stop()
+        afterRun()
+        printErr(runner.profiler.renderTable())
+        if let profileJSON {
+            try writeAtomically(try report.jsonData(pretty: true), to: URL(fileURLWithPath: profileJSON))
+        }
     }
 
     /// The runner's options; FFmpeg's decoder threads follow --threads (the thread plan).

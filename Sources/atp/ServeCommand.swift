@@ -84,20 +84,12 @@ struct ServeCommand: ParsableCommand {
         defer { service.stop() }
         printErr("atp: serving on \(service.url ?? "?")")
 
-        let signals = SignalStop.install { runner.stop() }
-        defer { signals.cancel() }
-        let live = LiveTable(profiler: runner.profiler)
-        printErr("atp: running \(spec.name) (\(runner.queries.all.count) queries)…")
-        let report = try runner.run()
-        live.stop()
-        service.stop()
-        for f in fileWriters { f.close() }
-        printErr(runner.profiler.renderTable())
+        try flags.runToEnd(runner, name: spec.name) {
+            service.stop()
+            for f in fileWriters { f.close() }
+        }
         let stats = hub.currentStats
         printErr("atp: /events: \(stats.published) events, \(stats.droppedClients) clients dropped for falling behind")
-        if let profileJSON = flags.profileJSON {
-            try writeAtomically(try report.jsonData(pretty: true), to: URL(fileURLWithPath: profileJSON))
-        }
     }
 }
 
