@@ -232,27 +232,17 @@ final class RTSPTests: XCTestCase {
 
     /// A port that was free a moment ago (bound to port 0, then released).
     private func freePort(udp: Bool = false) throws -> Int {
-        let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
-        guard fd >= 0 else { throw XCTSkip("cannot create a socket") }
-        defer { _ = Glibc.close(fd) }
-        var addr = sockaddr_in()
-        addr.sin_family = sa_family_t(AF_INET)
-        addr.sin_addr.s_addr = inet_addr("127.0.0.1")
-        addr.sin_port = 0
-        let bound = withUnsafePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        }
-        guard bound == 0 else { throw XCTSkip("cannot bind a socket") }
-        var len = socklen_t(MemoryLayout<sockaddr_in>.size)
-        _ = withUnsafeMutablePointer(to: &addr) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &len) }
-        }
-        return Int(UInt16(bigEndian: addr.sin_port))
+        let (fd, port) = try loopbackSocket(udp: udp, listening: false)
+        _ = Glibc.close(fd)
+        return port
     }
 
     /// A listening TCP socket that never accepts (the kernel completes handshakes; nobody answers).
-    private func listenSilently() throws -> (Int32, Int) {
-        let fd = socket(AF_INET, Int32(SOCK_STREAM.rawValue), 0)
+    private func listenSilently() throws -> (Int32, Int) { try loopbackSocket(udp: false, listening: true) }
+
+    /// A socket bound to 127.0.0.1 on a port the kernel picks (listening when asked), and that port.
+    private func loopbackSocket(udp: Bool, listening: Bool) throws -> (Int32, Int) {
+        let fd = socket(AF_INET, Int32(udp ? SOCK_DGRAM.rawValue : SOCK_STREAM.rawValue), 0)
         guard fd >= 0 else { throw XCTSkip("cannot create a socket") }
         var addr = sockaddr_in()
         addr.sin_family = sa_family_t(AF_INET)
@@ -261,9 +251,9 @@ final class RTSPTests: XCTestCase {
         let bound = withUnsafePointer(to: &addr) {
             $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
         }
-        guard bound == 0, listen(fd, 8) == 0 else {
+        guard bound == 0, !listening || listen(fd, 8) == 0 else {
             _ = Glibc.close(fd)
-            throw XCTSkip("cannot listen on a socket")
+            throw XCTSkip(bound == 0 ? "cannot listen on a socket" : "cannot bind a socket")
         }
         var len = socklen_t(MemoryLayout<sockaddr_in>.size)
         _ = withUnsafeMutablePointer(to: &addr) {
