@@ -59,9 +59,6 @@ public final class WeightMatrix: @unchecked Sendable {
     /// Number of values.
     public var count: Int { rows * cols }
 
-    /// Row `i` as an array.
-    public func row(_ i: Int) -> [Float] { Array(UnsafeBufferPointer(start: pointer + i * cols, count: cols)) }
-
     /// The values as a tensor of shape `[rows, cols]` (a copy).
     public var tensor: Tensor { Tensor(shape: [rows, cols], data: Array(UnsafeBufferPointer(start: pointer, count: count))) }
 }
