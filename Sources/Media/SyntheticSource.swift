@@ -1,17 +1,22 @@
 // `synthetic:` video source: frames of a `SyntheticScene`, rendered on demand.
 import Foundation
 
-/// Frames of the built-in synthetic scene, e.g.
-/// `synthetic:shapes?w=320&h=240&fps=15&seed=3&frames=300&objects=4`.
+/// Frames of a built-in synthetic scene: the warehouse world (`synthetic:warehouse?seed=3&fps=10`, or
+/// just `synthetic:`; the scripted video of `WarehouseWorld.Video`, 224×224 by default) or moving shapes
+/// (`synthetic:shapes?w=320&h=240&fps=15&seed=3&frames=300&objects=4`).
 ///
-/// Parameters (all optional): `w`, `h` (default 320×240), `fps` (15), `seed` (0), `frames`
-/// (clip length; 0 or absent = endless), `objects` (4). With `loop` a finite clip repeats
-/// (frame content restarts, pts keep increasing); with `realtime` frames are paced at `fps`.
+/// Parameters (all optional): `w`, `h` (default 320×240; 224×224 for the warehouse), `fps` (15),
+/// `seed` (0), `frames` (clip length; 0 or absent = endless), `objects` (4, shapes only). With `loop`
+/// a finite clip repeats (frame content restarts, pts keep increasing); with `realtime` frames are
+/// paced at `fps`.
 public final class SyntheticSource: VideoSource, @unchecked Sendable {
     public let url: String
     public let streamId: String
-    /// The scene being rendered.
-    public let scene: SyntheticScene
+    /// The shapes scene being rendered (nil for the warehouse).
+    public let scene: SyntheticScene?
+    /// The warehouse world being rendered (nil for shapes).
+    public let warehouse: WarehouseWorld.Video?
+    private let size: (w: Int, h: Int)
     public let fps: Double
     /// Clip length in frames; nil = endless.
     public let frames: Int?
@@ -41,9 +46,10 @@ public final class SyntheticSource: VideoSource, @unchecked Sendable {
             query = String(body[body.index(after: q)...])
             body = String(body[..<q])
         }
-        guard body.isEmpty || body == "shapes" else {
-            throw MediaError(.invalidArgument, path: url, "unknown synthetic scene '\(body)' (expected shapes)")
+        guard body.isEmpty || body == "shapes" || body == "warehouse" else {
+            throw MediaError(.invalidArgument, path: url, "unknown synthetic scene '\(body)' (expected warehouse or shapes)")
         }
+        let isWarehouse = body == "warehouse" || body.isEmpty
         let pairs = try SourceURL.queryPairs(query, url: url)
         let unknown = pairs.map(\.0).filter { !Self.parameters.contains($0) }
         guard unknown.isEmpty else {
@@ -59,9 +65,12 @@ public final class SyntheticSource: VideoSource, @unchecked Sendable {
             }
             return v
         }
-        let w = try int("w", 320, 16...4096), h = try int("h", 240, 16...4096)
+        let w = try int("w", isWarehouse ? 224 : 320, 16...4096), h = try int("h", isWarehouse ? 224 : 240, 16...4096)
         let frames = try int("frames", 0, 0...Int(Int32.max))
         let objects = try int("objects", 4, 0...SyntheticScene.palette.count)
+        if isWarehouse, values["objects"] != nil {
+            throw MediaError(.invalidArgument, path: url, "parameter objects applies to synthetic:shapes only")
+        }
         var seed: UInt64 = 0
         if let text = values["seed"] {
             guard let v = UInt64(text) else {
@@ -81,12 +90,24 @@ public final class SyntheticSource: VideoSource, @unchecked Sendable {
         self.options = options
         self.fps = fps
         self.frames = frames > 0 ? frames : nil
-        self.scene = try SyntheticScene(width: w, height: h, seed: seed, objects: objects)
+        self.size = (w, h)
+        if isWarehouse {
+            scene = nil
+            warehouse = WarehouseWorld.Video(seed: seed)
+        } else {
+            scene = try SyntheticScene(width: w, height: h, seed: seed, objects: objects)
+            warehouse = nil
+        }
     }
 
-    /// Ground truth of the frame that `next()` returned with this `index`.
+    /// Ground truth of the frame that `next()` returned with this `index` (shapes scene; empty for the warehouse).
     public func objects(forIndex index: Int) -> [SyntheticObject] {
-        scene.objects(frame: sceneFrame(index))
+        scene?.objects(frame: sceneFrame(index)) ?? []
+    }
+
+    /// The warehouse layout of the frame with this `index` (nil for shapes).
+    public func warehouseLayout(forIndex index: Int) -> WarehouseLayout? {
+        warehouse?.layout(at: Double(sceneFrame(index)) / fps)
     }
 
     private func sceneFrame(_ index: Int) -> Int {
@@ -107,7 +128,14 @@ public final class SyntheticSource: VideoSource, @unchecked Sendable {
             let due = started! + pts
             if due > now, !sleep(seconds: due - now) { return nil }
         }
-        var (image, _) = scene.render(frame: sceneFrame(index))
+        var image: RGBImage
+        if let warehouse {
+            let f = sceneFrame(index)
+            image = WarehouseWorld.render(warehouse.layout(at: Double(f) / fps), width: size.w, height: size.h,
+                                          noiseSeed: warehouse.seed &* 0x9E37_79B9_7F4A_7C15 &+ UInt64(f))
+        } else {
+            image = scene!.render(frame: sceneFrame(index)).0
+        }
         if let size = options.outputSize {
             image = try scaler.resize(image, to: size, name: url)
         }

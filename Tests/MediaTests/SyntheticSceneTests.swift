@@ -155,6 +155,19 @@ final class SyntheticSceneTests: XCTestCase {
         XCTAssertNil(try source.next(), "the clip stays ended")
     }
 
+    func testWarehouseSourceRendersTheScriptedWorld() throws {
+        let source = try VideoSources.open(url: "synthetic:warehouse?seed=3&fps=10&frames=20") as! SyntheticSource
+        var frames: [VideoFrame] = []
+        while let f = try source.next() { frames.append(f) }
+        XCTAssertEqual(frames.count, 20)
+        XCTAssertEqual(frames[0].image.width, 224)
+        let video = WarehouseWorld.Video(seed: 3)
+        let layout = try XCTUnwrap(source.warehouseLayout(forIndex: 15))
+        XCTAssertEqual(layout, video.layout(at: 1.5))
+        XCTAssertEqual(frames[15].image, WarehouseWorld.render(layout, noiseSeed: 3 &* 0x9E37_79B9_7F4A_7C15 &+ 15),
+                       "the same pixels as `atp synth --video` renders for frame 15")
+    }
+
     func testSyntheticSourceLoopsAndResizes() throws {
         let url = "synthetic:shapes?w=64&h=48&frames=5&fps=5"
         let source = try VideoSources.open(url: url, options: SourceOptions(loop: true, outputSize: FrameSize(width: 32, height: 24)))
@@ -178,7 +191,8 @@ final class SyntheticSceneTests: XCTestCase {
         XCTAssertEqual(message("synthetic:shapes?w=64&colour=red&speed=2"),
                        "synthetic:shapes?w=64&colour=red&speed=2: unknown synthetic parameters 'colour', 'speed' (expected w, h, fps, seed, frames, objects)")
         XCTAssertEqual(message("synthetic:shapes?w=abc"), "synthetic:shapes?w=abc: parameter w=abc must be an integer in 16…4096")
-        XCTAssertEqual(message("synthetic:blobs"), "synthetic:blobs: unknown synthetic scene 'blobs' (expected shapes)")
+        XCTAssertEqual(message("synthetic:blobs"), "synthetic:blobs: unknown synthetic scene 'blobs' (expected warehouse or shapes)")
+        XCTAssertEqual(message("synthetic:warehouse?objects=3"), "synthetic:warehouse?objects=3: parameter objects applies to synthetic:shapes only")
         XCTAssertEqual(message("synthetic:shapes?fps=0"), "synthetic:shapes?fps=0: parameter fps=0 must be a number in (0, 240]")
         XCTAssertEqual(message("synthetic:shapes?seed"), "synthetic:shapes?seed: parameter 'seed' has no value (expected key=value)")
     }

@@ -250,27 +250,6 @@ final class VideoSourceTests: XCTestCase {
 
     // MARK: - writer
 
-    /// Writes a sample clip of the synthetic scene when `ATP_WRITE_SAMPLE_VIDEO` names a file
-    /// (e.g. `Samples/video/warehouse.mp4`); skipped otherwise. Size, rate, length and seed come
-    /// from `ATP_SAMPLE_VIDEO_SPEC` (`w=320&h=240&fps=15&seconds=10&seed=3&objects=4`, the default).
-    func testWriteSampleClipWhenAsked() throws {
-        let env = ProcessInfo.processInfo.environment
-        guard let target = env["ATP_WRITE_SAMPLE_VIDEO"], !target.isEmpty else {
-            throw XCTSkip("set ATP_WRITE_SAMPLE_VIDEO=path.mp4 to write a sample clip")
-        }
-        let spec = try SourceURL.queryPairs(env["ATP_SAMPLE_VIDEO_SPEC"] ?? "", url: "ATP_SAMPLE_VIDEO_SPEC")
-        var v = ["w": "320", "h": "240", "fps": "15", "seconds": "10", "seed": "3", "objects": "4"]
-        for (k, value) in spec { v[k] = value }
-        let w = Int(v["w"]!)!, h = Int(v["h"]!)!, fps = Int(v["fps"]!)!, seconds = Int(v["seconds"]!)!
-        let scene = try SyntheticScene(width: w, height: h, seed: UInt64(v["seed"]!)!, objects: Int(v["objects"]!)!)
-        let url = URL(fileURLWithPath: target)
-        let writer = try VideoWriter(url: url, width: w, height: h, fps: fps)
-        for f in 0..<(fps * seconds) { try writer.write(scene.render(frame: f).0) }
-        try writer.finish()
-        let frames = try readAll(try VideoSources.open(url: url.path))
-        XCTAssertEqual(frames.count, fps * seconds)
-    }
-
     func testWriterFailureLeavesNothingBehind() throws {
         let out = folder.appendingPathComponent("fail.mp4")
         do {
