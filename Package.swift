@@ -53,7 +53,7 @@ let package = Package(
         .target(name: "Gate", dependencies: ["SplitMix"], swiftSettings: optimised),
         .target(name: "Media", dependencies: ["CFFmpeg", "SplitMix"], swiftSettings: optimised),
         .target(name: "Pipeline", dependencies: [
-            "Media", "Models", "Gate",
+            "Media", "Models", "Gate", "SplitMix",
             .product(name: "Yams", package: "Yams"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),

@@ -24,7 +24,12 @@ public final class VLMSession: @unchecked Sendable {
     private let lock = NSLock()
     private var textEmbeddings: [String: [Float]] = [:]
 
-    public init(vlmFolder: URL, clipFolder: URL?) throws {
+    /// Loads a VLM and its CLIP checkpoint: `clipFolder`, or else the VLM folder's `clip/` subfolder
+    /// when it holds a config.json (DESIGN.md).
+    public init(vlmFolder: URL, clipFolder explicitClip: URL?) throws {
+        let bundled = vlmFolder.appendingPathComponent("clip")
+        let clipFolder = explicitClip
+            ?? (FileManager.default.fileExists(atPath: bundled.appendingPathComponent("config.json").path) ? bundled : nil)
         let kind = try ModelRegistry.kind(folder: vlmFolder)
         guard kind == .llava else {
             throw ModelIOError(.unsupported, path: vlmFolder.appendingPathComponent("config.json").path,
@@ -47,7 +52,7 @@ public final class VLMSession: @unchecked Sendable {
         } else {
             clip = nil
             reusesVLMHidden = false
-            notes.append("no --clip checkpoint: the gate uses saliency only (alpha forced to 0)")
+            notes.append("no --clip checkpoint (and no clip/ in the VLM folder): the gate uses saliency only (alpha forced to 0)")
         }
         self.notes = notes
         var yes: Set<Int> = []

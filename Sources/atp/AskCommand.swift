@@ -51,20 +51,14 @@ struct AskCommand: ParsableCommand {
 struct VLMInputOptions: ParsableArguments {
     @Option(help: "HF LLaVA folder.")
     var model: String
-    @Option(help: "HF CLIP folder whose text tower (and projections) give the gate's relevance (without it the gate uses saliency only).")
+    @Option(help: "HF CLIP folder whose text tower (and projections) give the gate's relevance (default: MODEL/clip when present; without one the gate uses saliency only).")
     var clip: String?
     @Option(help: "Image file.")
     var image: String
 
     /// Loads the session (its notes go to stderr) and the image, preprocessed for the vision tower.
     func load() throws -> (VLMSession, [Float]) {
-        let folder = URL(fileURLWithPath: model)
-        var isDir: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
-            throw CLIError("--model \(model): not a folder (expected an HF LLaVA folder)")
-        }
-        let session = try VLMSession(vlmFolder: folder, clipFolder: clip.map { URL(fileURLWithPath: $0) })
-        for note in session.notes { printErr("atp: note: \(note)") }
+        let session = try loadSession(model: model, clip: clip)
         let img = try ImageIO.read(URL(fileURLWithPath: image))
         return (session, try session.preprocess(rgb: img.pixels, width: img.width, height: img.height))
     }

@@ -1,0 +1,91 @@
+import ArgumentParser
+import Foundation
+import Gate
+import Pipeline
+
+/// `atp eval`: accuracy of a LLaVA folder on a data folder through the gate.
+struct EvalCommand: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "eval",
+        abstract: "Score a VLM on a data folder (images + qa.jsonl) through the gate: accuracy by question type, time per answer.")
+
+    @Option(help: "HF LLaVA folder.")
+    var model: String
+    @Option(help: "HF CLIP folder for the gate's relevance (default: MODEL/clip when present).")
+    var clip: String?
+    @Option(help: "Data folder: images and qa.jsonl.")
+    var data: String
+    @OptionGroup var gate: GateOptions
+    @Option(help: "Score only the first N questions.")
+    var limit: Int?
+    @Option(name: .customLong("max-tokens"), help: "Most tokens to generate per answer.")
+    var maxTokens: Int = 8
+    @Option(help: "Compute precision: f32 (the only one this engine has so far).")
+    var precision: String = "f32"
+    @Flag(help: "Print one JSON object on stdout.")
+    var json = false
+    @OptionGroup var compute: ComputeOptions
+
+    func validate() throws {
+        guard maxTokens >= 1 else { throw ValidationError("--max-tokens \(maxTokens): must be ≥ 1") }
+        if let limit { guard limit >= 1 else { throw ValidationError("--limit \(limit): must be ≥ 1") } }
+        guard precision == "f32" else {
+            throw ValidationError("--precision \(precision): not available yet; this engine computes in f32 (use --precision f32)")
+        }
+    }
+
+    func run() throws {
+        try compute.apply()
+        let dataFolder: DataFolder
+        do { dataFolder = try DataFolder(url: URL(fileURLWithPath: data)) } catch let e as DataFolderError {
+            throw CLIError(e.description)
+        }
+        let session = try loadSession(model: model, clip: clip)
+        let config = gate.config()
+        let total = min(limit ?? dataFolder.items.count, dataFolder.items.count)
+        let progress = Progress(label: "eval", total: total)
+        let result: EvalResult
+        do {
+            result = try Evaluator.run(session: session, data: dataFolder, config: config, limit: limit, maxTokens: maxTokens) {
+                done, _, correct in progress.update(done, extra: String(format: "accuracy %.3f", Double(correct) / Double(done)))
+            }
+        } catch let e as DataFolderError {
+            throw CLIError(e.description)
+        }
+        progress.finish()
+        let keep: JSON
+        switch config.budget {
+        case .keep(let r): keep = .double(r)
+        case .tokens(let k): keep = .double(Double(min(max(k, 1), result.visualTokens)) / Double(result.visualTokens))
+        default: keep = .double(result.meanKept / Double(result.visualTokens))
+        }
+        let types = result.byType.keys.sorted()
+        let out = JSON.object([
+            ("dataset", .string(result.dataset)), ("count", .int(result.count)), ("accuracy", .double(result.accuracy)),
+            ("by_type", .object(types.map { ($0, .double(Double(result.byType[$0]!.correct) / Double(result.byType[$0]!.count))) })),
+            ("method", .string(config.method.rawValue)), ("alpha", .double(session.hasRelevance ? config.alpha : 0)),
+            ("sign", .int(config.sign)), ("keep", keep), ("mean_kept", .double(result.meanKept)),
+            ("visual_tokens", .int(result.visualTokens)), ("precision", .string(precision)),
+            ("ms_per_answer", .double(result.msPerAnswer)),
+        ])
+        printErr(String(format: "eval: %@: %d questions, accuracy %.4f, %.1f ms per answer, mean kept %.1f of %d",
+                        result.dataset, result.count, result.accuracy, result.msPerAnswer, result.meanKept, result.visualTokens))
+        for t in types {
+            let (c, n) = result.byType[t]!
+            printErr(String(format: "  %-12@ %5d  %.4f", t, n, Double(c) / Double(n)))
+        }
+        if json { out.printLine() }
+    }
+}
+
+/// Loads a LLaVA folder with its CLIP (`--clip`, else `MODEL/clip` when present); notes go to stderr.
+func loadSession(model: String, clip: String?) throws -> VLMSession {
+    let folder = URL(fileURLWithPath: model)
+    var isDir: ObjCBool = false
+    guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
+        throw CLIError("--model \(model): not a folder (expected an HF LLaVA folder)")
+    }
+    let session = try VLMSession(vlmFolder: folder, clipFolder: clip.map { URL(fileURLWithPath: $0) })
+    for note in session.notes { printErr("atp: note: \(note)") }
+    return session
+}
