@@ -128,8 +128,9 @@ public struct PipelineSpec: Codable, Sendable, Equatable {
             m.clip = m.clip.map(resolve)
             model = m
         }
-        for i in sources.indices where !sources[i].url.contains(":") {
-            sources[i].url = resolve(sources[i].url)
+        for i in sources.indices {
+            if !sources[i].url.contains(":") { sources[i].url = resolve(sources[i].url) }
+            sources[i].truth = sources[i].truth.map(resolve)
         }
     }
 }
@@ -150,17 +151,20 @@ public struct SourceSpec: Codable, Sendable, Equatable {
     public var loop: Bool?
     /// Pace a file source at its frame rate.
     public var realtime: Bool?
+    /// Ground-truth sidecar (`atp synth --video` writes one); a file source `NAME.mp4` finds
+    /// `NAME.truth.jsonl` beside it without this key.
+    public var truth: String?
 
     /// RTSP transports a spec may name.
     public static let transports = ["udp", "tcp"]
 
     enum CodingKeys: String, CodingKey, CaseIterable {
-        case id, url, transport, loop, realtime, reconnect
+        case id, url, transport, loop, realtime, reconnect, truth
         case readTimeoutMs = "read_timeout_ms"
     }
 
     public init(id: String, url: String, transport: String? = nil, readTimeoutMs: Int? = nil,
-                reconnect: ReconnectSpec? = nil, loop: Bool? = nil, realtime: Bool? = nil) {
+                reconnect: ReconnectSpec? = nil, loop: Bool? = nil, realtime: Bool? = nil, truth: String? = nil) {
         self.id = id
         self.url = url
         self.transport = transport
@@ -168,6 +172,7 @@ public struct SourceSpec: Codable, Sendable, Equatable {
         self.reconnect = reconnect
         self.loop = loop
         self.realtime = realtime
+        self.truth = truth
     }
 
     public init(from decoder: Decoder) throws {
@@ -187,6 +192,8 @@ public struct SourceSpec: Codable, Sendable, Equatable {
         reconnect = try c.decodeIfPresent(ReconnectSpec.self, forKey: .reconnect)
         loop = try c.decodeIfPresent(Bool.self, forKey: .loop)
         realtime = try c.decodeIfPresent(Bool.self, forKey: .realtime)
+        truth = try c.decodeIfPresent(String.self, forKey: .truth)
+        if let t = truth, t.isEmpty { throw SpecIssue(path + [CodingKeys.truth], "must not be empty") }
     }
 }
 

@@ -40,10 +40,15 @@ public struct ProfileReport: Codable, Sendable, Equatable {
     public var framesIn: Int
     /// Items that reached the sink.
     public var answers: Int
+    /// Answer events computed for their frame (not reused by the change gate).
+    public var freshAnswers: Int = 0
+    /// Per query id: the fraction of its answer events (reused included) that match the truth;
+    /// only when a source has a truth sidecar.
+    public var accuracy: [String: Double]?
 
     enum CodingKeys: String, CodingKey {
-        case stages, e2e, answers
-        case framesIn = "frames_in"
+        case stages, e2e, answers, accuracy
+        case framesIn = "frames_in", freshAnswers = "fresh_answers"
     }
 
     /// The report as JSON with sorted keys.
@@ -100,6 +105,9 @@ public final class Profiler: @unchecked Sendable {
     private var e2e = Profiler.makeHistogram()
     private var framesIn = 0
     private var answers = 0
+    private var fresh = 0
+    /// Per query id: (correct, scored).
+    private var scored: [String: (Int, Int)] = [:]
 
     /// Creates an empty profiler.
     public init() {}
@@ -175,6 +183,18 @@ public final class Profiler: @unchecked Sendable {
         }
     }
 
+    /// Records what the sink learned about one answer event: fresh or reused, and, when the source has
+    /// truth for this query at this frame, whether it was correct.
+    public func recordOutcome(query: String, fresh isFresh: Bool, correct: Bool?) {
+        lock.withLock {
+            if isFresh { fresh += 1 }
+            if let correct {
+                let (c, n) = scored[query] ?? (0, 0)
+                scored[query] = (c + (correct ? 1 : 0), n + 1)
+            }
+        }
+    }
+
     private static func ms(_ h: Histogram<UInt64>, _ p: Double) -> Double {
         h.totalCount == 0 ? 0 : roundedMs(Double(h.valueAtPercentile(p)) / 1000)
     }
@@ -192,7 +212,7 @@ public final class Profiler: @unchecked Sendable {
     /// The `--profile-json` report.
     public func report() -> ProfileReport {
         let profiles = stageProfiles()
-        let (h, frames, answered) = lock.withLock { (e2e, framesIn, answers) }
+        let (h, frames, answered, freshCount, scores) = lock.withLock { (e2e, framesIn, answers, fresh, scored) }
         var summaries: [String: ProfileReport.StageSummary] = [:]
         for p in profiles where !p.isSink {
             summaries[p.name] = .init(count: p.count, p50Ms: p.p50Ms, p95Ms: p.p95Ms, p99Ms: p.p99Ms,
@@ -200,7 +220,8 @@ public final class Profiler: @unchecked Sendable {
         }
         return ProfileReport(stages: summaries,
                              e2e: .init(p50Ms: Self.ms(h, 50), p95Ms: Self.ms(h, 95), p99Ms: Self.ms(h, 99)),
-                             framesIn: frames, answers: answered)
+                             framesIn: frames, answers: answered, freshAnswers: freshCount,
+                             accuracy: scores.isEmpty ? nil : scores.mapValues { Double($0.0) / Double(max(1, $0.1)) })
     }
 
     /// A human-readable table of the profile, for stderr.
@@ -226,7 +247,14 @@ public final class Profiler: @unchecked Sendable {
                 return i == 0 || i >= 8 ? cell + pad : pad + cell
             }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
         }
-        out.append("frames_in \(r.framesIn), answers \(r.answers)")
+        out.append("frames_in \(r.framesIn), answers \(r.answers) (fresh \(r.freshAnswers))")
+        if let acc = r.accuracy {
+            let counts = lock.withLock { scored }
+            for q in acc.keys.sorted() {
+                out.append(String(format: "accuracy %@: %.3f (%d of %d answer events match the truth)", q, acc[q]!,
+                                  counts[q]?.0 ?? 0, counts[q]?.1 ?? 0))
+            }
+        }
         return out.joined(separator: "\n") + "\n"
     }
 }

@@ -95,6 +95,11 @@ public struct AnswerEvent: Sendable {
     public var visualTokens: Int
     public var stagesMs: [String: Double]
     public var e2eMs: Double
+    /// The source has a truth sidecar: the event carries `truth` and `correct` (null when the sidecar
+    /// does not answer this query at this frame).
+    public var hasTruth = false
+    public var truth: String?
+    public var correct: Bool?
 
     /// The event as one JSON object with DESIGN's keys.
     public func jsonLine() -> String {
@@ -104,7 +109,8 @@ public struct AnswerEvent: Sendable {
         return "{\"stream\":\(jsonString(stream)),\"query\":\(jsonString(query)),\"pts\":\(num(pts)),"
             + "\"captured_at\":\(String(format: "%.6f", capturedAt)),\"answer\":\(jsonString(answer)),"
             + "\"p_yes\":\(pYes.map { num(Double($0)) } ?? "null"),\"changed\":\(changed),\"reused\":\(reused),"
-            + "\"kept_count\":\(keptCount),\"visual_tokens\":\(visualTokens),\"stages_ms\":{\(stages)},\"e2e_ms\":\(num(e2eMs))}"
+            + "\"kept_count\":\(keptCount),\"visual_tokens\":\(visualTokens),\"stages_ms\":{\(stages)},\"e2e_ms\":\(num(e2eMs))"
+            + (hasTruth ? ",\"truth\":\(truth.map(jsonString) ?? "null"),\"correct\":\(correct.map { "\($0)" } ?? "null")}" : "}")
     }
 }
 
@@ -188,6 +194,8 @@ public final class PipelineRunner: @unchecked Sendable {
     private var lastThumb: [String: [Float]] = [:]
     private var lastAnswers: [String: [String: (text: String, pYes: Float?, kept: Int, visual: Int)]] = [:]
     private var knob: KKnob?
+    /// Truth sidecars by stream id.
+    private var truths: [String: TruthTrack] = [:]
 
     /// Loads the models named by the spec.
     /// - Parameter emit: receives each JSON line (answer and other events), in order, from the sink thread.
@@ -213,6 +221,12 @@ public final class PipelineRunner: @unchecked Sendable {
         guard !qs.isEmpty else { throw PipelineError.spec(file: spec.name, key: "queries", message: "no queries (give queries: in the YAML or --query)") }
         queries = QueryRegistry(qs)
         for q in qs { _ = try session.textEmbedding(q.text) }   // computed once, cached
+        for s in spec.sources where options.sourceOverride == nil || s.id != spec.sources.first?.id {
+            guard let url = TruthTrack.sidecar(for: s) else { continue }
+            do { truths[s.id] = try TruthTrack(url: url) } catch let e as DataFolderError {
+                throw PipelineError.spec(file: spec.name, key: "sources.\(s.id).truth", message: e.description)
+            }
+        }
     }
 
     /// Notes to print once on stderr.
@@ -359,10 +373,16 @@ public final class PipelineRunner: @unchecked Sendable {
                     }
                     self.lastAnswers[j.frame.streamId] = perStream
                 }
-                let event = AnswerEvent(stream: j.frame.streamId, query: j.query.id, pts: j.frame.pts,
+                var event = AnswerEvent(stream: j.frame.streamId, query: j.query.id, pts: j.frame.pts,
                                         capturedAt: j.frame.capturedAt, answer: text, pYes: pYes, changed: changed,
                                         reused: j.reused, keptCount: kept, visualTokens: visual, stagesMs: j.ms,
                                         e2eMs: info.e2eMs)
+                if let track = self.truths[j.frame.streamId] {
+                    event.hasTruth = true
+                    event.truth = track.frame(at: j.frame.pts).answers[j.query.text]
+                    event.correct = event.truth.map { AnswerScoring.isCorrect(text, expected: $0) }
+                }
+                profiler.recordOutcome(query: j.query.id, fresh: !j.reused, correct: event.correct)
                 emit(event.jsonLine())
             }
         try graph.run()

@@ -17,6 +17,7 @@ final class PipelineSpecTests: XCTestCase {
         XCTAssertEqual(spec.sources[1].url, folder.appendingPathComponent("clips/loop.mp4").path)
         XCTAssertEqual(spec.sources[1].loop, true)
         XCTAssertEqual(spec.sources[1].realtime, true)
+        XCTAssertEqual(spec.sources[1].truth, folder.appendingPathComponent("clips/loop.truth.jsonl").path)
         let samples = folder.deletingLastPathComponent().appendingPathComponent("Samples/models/atp-tiny").path
         XCTAssertEqual(spec.model?.vlm, samples)
         XCTAssertEqual(spec.model?.clip, samples + "/clip")
