@@ -31,7 +31,7 @@ final class ServeCLITests: XCTestCase {
         XCTAssertTrue(metrics.contains("atp_stage_latency_ms{"), metrics.prefix(300).description)
         XCTAssertTrue(metrics.contains("atp_frames_in_total"))
         let queries = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(string: url + "/queries")!)) as? [[String: Any]]
-        XCTAssertEqual(Set(queries?.compactMap { $0["id"] as? String } ?? []), ["person-in-aisle", "red-box"])
+        XCTAssertEqual(Set(queries?.compactMap { $0["id"] as? String } ?? []), ["person-in-aisle", "forklift-side"])
         // Drain stderr so the process never blocks on a full pipe, then wait for --duration to end it.
         DispatchQueue.global().async { _ = err.fileHandleForReading.readDataToEndOfFile() }
         p.waitUntilExit()

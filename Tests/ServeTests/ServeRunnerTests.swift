@@ -34,19 +34,19 @@ final class ServeRunnerTests: XCTestCase {
         // Answer events arrive as JSON with DESIGN's keys.
         var seen: [String: Int] = [:]
         let deadline = Date().addingTimeInterval(60)
-        while Date() < deadline, (seen["person-in-aisle"] ?? 0) < 2 || (seen["red-box"] ?? 0) < 2 {
+        while Date() < deadline, (seen["person-in-aisle"] ?? 0) < 2 || (seen["forklift-side"] ?? 0) < 2 {
             let data = try XCTUnwrap(try client.next(), "stream ended")
             let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any], data)
             if obj["event"] != nil { continue }
             XCTAssertEqual(Set(obj.keys), ["stream", "query", "pts", "captured_at", "answer", "p_yes", "changed", "reused",
-                                           "kept_count", "visual_tokens", "stages_ms", "e2e_ms"])
+                                           "kept_count", "visual_tokens", "stages_ms", "e2e_ms", "truth", "correct"])
             XCTAssertEqual(obj["stream"] as? String, "aisle3")
             seen[obj["query"] as! String, default: 0] += 1
         }
-        XCTAssertGreaterThanOrEqual(seen["red-box"] ?? 0, 2)
+        XCTAssertGreaterThanOrEqual(seen["forklift-side"] ?? 0, 2)
 
-        // A query added over HTTP is answered on the next frames, with its own gate (3 of 9 patches kept).
-        let r = try HTTP.request("POST", "/queries", port: port, body: #"{"id":"forklift","text":"Is a forklift moving?","gate":{"tokens":3}}"#)
+        // A query added over HTTP is answered on the next frames, with its own gate (3 of 196 patches kept).
+        let r = try HTTP.request("POST", "/queries", port: port, body: #"{"id":"forklift","text":"How many pallets are there?","gate":{"tokens":3}}"#)
         XCTAssertEqual(r.status, 201, r.body)
         var forklift: [String: Any]?
         while Date() < deadline, forklift == nil {
@@ -56,11 +56,11 @@ final class ServeRunnerTests: XCTestCase {
         }
         let f = try XCTUnwrap(forklift, "no answer for the added query")
         XCTAssertEqual(f["kept_count"] as? Int, 3)
-        XCTAssertEqual(f["visual_tokens"] as? Int, 9)
+        XCTAssertEqual(f["visual_tokens"] as? Int, 196)
 
         // Deleted: no more answers for it once the frames in flight are through.
         XCTAssertEqual(try HTTP.request("DELETE", "/queries/forklift", port: port).status, 204)
-        XCTAssertEqual(runner.queries.all.map(\.id), ["person-in-aisle", "red-box"])
+        XCTAssertEqual(runner.queries.all.map(\.id), ["person-in-aisle", "forklift-side"])
 
         // /metrics reflects the run.
         let m = try PrometheusText(try HTTP.request("GET", "/metrics", port: port).body)
