@@ -41,7 +41,7 @@ final class ProfilerTests: XCTestCase {
 
         let data = try p.report().jsonData()
         let json = try XCTUnwrap(try JSONSerialization.jsonObject(with: data) as? [String: Any])
-        XCTAssertEqual(Set(json.keys), ["stages", "e2e", "frames_in", "answers"])
+        XCTAssertEqual(Set(json.keys), ["stages", "e2e", "frames_in", "answers", "fresh_answers"], "accuracy only with truth")
         let stages = try XCTUnwrap(json["stages"] as? [String: [String: Any]])
         XCTAssertEqual(Set(stages.keys), ["video_decode", "prefill"], "sinks are not stages")
         for (_, s) in stages {
@@ -88,7 +88,7 @@ final class ProfilerTests: XCTestCase {
         XCTAssertTrue(lines[2].contains("1/2 hw 1 latest"))
         XCTAssertTrue(lines[2].contains("170.00"))
         XCTAssertTrue(lines[3].hasPrefix("e2e "))
-        XCTAssertEqual(lines.last, "frames_in 0, answers 0")
+        XCTAssertEqual(lines.last, "frames_in 0, answers 0 (fresh 0)")
     }
 
     func testEventJSON() {

@@ -46,7 +46,7 @@ final class ServeRunnerTests: XCTestCase {
         XCTAssertGreaterThanOrEqual(seen["forklift-side"] ?? 0, 2)
 
         // A query added over HTTP is answered on the next frames, with its own gate (3 of 196 patches kept).
-        let r = try HTTP.request("POST", "/queries", port: port, body: #"{"id":"forklift","text":"How many pallets are there?","gate":{"tokens":3}}"#)
+        let r = try HTTP.request("POST", "/queries", port: port, body: #"{"id":"forklift","text":"How many pallets are there?","gate":{"method":"atp","tokens":3}}"#)
         XCTAssertEqual(r.status, 201, r.body)
         var forklift: [String: Any]?
         while Date() < deadline, forklift == nil {
