@@ -156,6 +156,73 @@ def well_separated(x, gap=1e-4):
     return len(v) == len(x) and (len(v) < 2 or np.min(np.diff(v)) > gap)
 
 
+# ---- atp-div: greedy DPP MAP by brute force ------------------------------------------------------
+def diverse(scores, feats, k, beta, eps=1e-9):
+    """Greedy MAP of the DPP L = diag(q) F F^T diag(q), q = exp(beta * S), F = L2-normalised rows.
+    Each step adds the candidate with the largest det(L_{Y+j}) / det(L_Y) (computed from scratch
+    with numpy determinants, not incrementally), ties to the lower index; when no candidate adds
+    more than eps * q_j^2 (its feature lies in the span of the kept ones), the rest are filled by score
+    (ties to the lower index). Returns (kept ascending,
+    margin): the smallest relative gap between the best and second-best gain over the steps."""
+    s = np.asarray(scores, dtype=np.float64)
+    f = np.asarray(feats, dtype=np.float64)
+    norms = np.linalg.norm(f, axis=1, keepdims=True)
+    f = np.where(norms > 0, f / np.where(norms > 0, norms, 1), 0)
+    q = np.exp(beta * s)
+    L = q[:, None] * (f @ f.T) * q[None, :]
+    L[np.diag_indices(len(s))] = np.where(norms[:, 0] > 0, q * q, 0.0)   # a unit row's L_jj is q_j^2 exactly
+    n = len(s)
+    k = min(max(k, 0), n)
+    chosen, margin = [], math.inf
+    det_y = 1.0
+    while len(chosen) < k and len(chosen) < n:
+        gains = []
+        for j in range(n):
+            if j in chosen:
+                continue
+            idx = chosen + [j]
+            g = np.linalg.det(L[np.ix_(idx, idx)]) / det_y
+            if g > eps * q[j] ** 2:
+                gains.append((g, j))
+        if not gains:
+            break
+        best = max(g for g, _ in gains)
+        j = min(j for g, j in gains if g == best)
+        others = sorted((g for g, jj in gains if g < best), reverse=True)   # exact ties go by index
+        if others:
+            margin = min(margin, (best - others[0]) / best)
+        chosen.append(j)
+        det_y = np.linalg.det(L[np.ix_(chosen, chosen)])
+    if len(chosen) < k:
+        rest = sorted((j for j in range(n) if j not in chosen), key=lambda j: (-s[j], j))
+        chosen += rest[:k - len(chosen)]
+    return sorted(chosen), margin
+
+
+def diversity_cases(rng):
+    cases = []
+    for n, d in ((6, 8), (20, 24), (49, 16)):
+        for beta in (0.0, 3.0, 10.0):
+            for k in sorted({1, 3, n // 4, n - 1, n}):
+                while True:
+                    sc = f32(rng.random(n))
+                    fe = f32(rng.normal(size=(n, d)))
+                    kept, margin = diverse(sc, fe, k, beta)
+                    if margin > 1e-6:
+                        break
+                cases.append({"n": n, "dim": d, "k": k, "beta": beta, "scores": floats(sc),
+                              "features": floats(fe.ravel()), "kept": kept})
+    # Rank 2 features (and a zero row): after two picks nothing adds volume; the rest go by score.
+    n, d = 10, 2
+    sc = f32(rng.random(n))
+    fe = f32(rng.normal(size=(n, d)))
+    fe[3] = 0
+    kept, _ = diverse(sc, fe, 6, 3.0)
+    cases.append({"n": n, "dim": d, "k": 6, "beta": 3.0, "scores": floats(sc), "features": floats(fe.ravel()),
+                  "kept": kept})
+    return cases
+
+
 def main():
     ap = argparse.ArgumentParser()
     here = os.path.dirname(os.path.abspath(__file__))
@@ -236,6 +303,7 @@ def main():
     # Keep the fixture small: a fixed random sample of the grid.
     pick = rng.choice(len(cases), size=min(len(cases), 240), replace=False)
     out["cases"] = [cases[i] for i in sorted(pick)]
+    out["diversity"] = diversity_cases(rng)
     os.makedirs(os.path.dirname(args.out), exist_ok=True)
     with open(args.out, "w") as f:
         json.dump(out, f, separators=(",", ":"))

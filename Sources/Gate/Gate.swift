@@ -19,6 +19,8 @@ public struct GateConfig: Sendable, Equatable {
     /// Upper bound on K whatever the budget says (the pipeline's shrink-k controller sets it when
     /// prefill overruns its latency budget); nil: no cap. `full` keeps every token regardless.
     public var maxTokens: Int? = nil
+    /// β of `atp-div`'s quality `exp(β·S_i)` (``DiversitySelection/defaultBeta``).
+    public var diversityBeta: Double = DiversitySelection.defaultBeta
 
     /// Creates a configuration; values are validated by ``runGate(saliency:relevance:config:)``.
     public init(method: GateMethod = .atp, alpha: Double = 0.5, sign: Int = 1,
@@ -58,17 +60,21 @@ public struct GateDecision: Sendable, Equatable {
 ///    except that `text` then throws ("method text needs a query and a CLIP text tower").
 /// 3. Resolves K with ``TokenBudget/count(n:scores:)`` from those fused scores (so `mass` works for
 ///    every method, `random` and `uniform` included). The budget is validated for `full` too.
-/// 4. Selects: `atp`/`cls`/`text` → ``selectTopK(scores:k:)``; `random` →
+/// 4. Selects: `atp`/`cls`/`text` → ``selectTopK(scores:k:)``; `atp-div` →
+///    ``selectDiverse(scores:features:dim:k:beta:)`` over `features` (N×`featureDim`); `random` →
 ///    ``randomIndices(n:k:seed:)``; `uniform` → ``uniformIndices(n:k:)``; `full` → all N.
 ///
 /// - Parameters:
 ///   - saliency: `S_intra`, N values.
 ///   - relevance: `S_inter`, N values, or nil without a query or CLIP text tower.
 ///   - config: the gate options.
+///   - features: N×`featureDim` patch features for `atp-div` (the final layer's hidden states).
+///   - featureDim: the feature width D.
 /// - Returns: the kept indices (ascending), the fused scores, and the method.
 /// - Throws: `GateError` naming the bad option or input.
 /// - Complexity: O(N log N).
-public func runGate(saliency: [Float], relevance: [Float]?, config: GateConfig) throws -> GateDecision {
+public func runGate(saliency: [Float], relevance: [Float]?, config: GateConfig,
+                    features: [Float]? = nil, featureDim: Int = 0) throws -> GateDecision {
     guard config.alpha >= 0, config.alpha <= 1 else { throw GateError.invalidAlpha(config.alpha) }
     let alpha: Double
     switch config.method {
@@ -76,7 +82,7 @@ public func runGate(saliency: [Float], relevance: [Float]?, config: GateConfig) 
     case .text:
         guard relevance != nil else { throw GateError.textNeedsRelevance }
         alpha = 1
-    case .atp, .random, .uniform, .full: alpha = config.alpha
+    case .atp, .atpDiv, .random, .uniform, .full: alpha = config.alpha
     }
     let scores = try fuse(saliency: saliency, relevance: relevance, alpha: alpha,
                           sign: config.sign, norm: config.norm)
@@ -86,6 +92,9 @@ public func runGate(saliency: [Float], relevance: [Float]?, config: GateConfig) 
     let kept: [Int]
     switch config.method {
     case .atp, .cls, .text: kept = selectTopK(scores: scores, k: k)
+    case .atpDiv:
+        guard let features, featureDim > 0 else { throw GateError.diversityNeedsFeatures }
+        kept = try selectDiverse(scores: scores, features: features, dim: featureDim, k: k, beta: config.diversityBeta)
     case .random: kept = randomIndices(n: n, k: k, seed: config.seed)
     case .uniform: kept = uniformIndices(n: n, k: k)
     case .full: kept = Array(0..<n)

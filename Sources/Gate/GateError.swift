@@ -26,6 +26,8 @@ public enum GateError: Error, CustomStringConvertible, LocalizedError, Equatable
     case nonFinite(name: String, index: Int, value: Float)
     /// `--method text` was asked for without a relevance signal.
     case textNeedsRelevance
+    /// `--method atp-div` was asked for without patch features.
+    case diversityNeedsFeatures
 
     public var description: String {
         switch self {
@@ -49,6 +51,8 @@ public enum GateError: Error, CustomStringConvertible, LocalizedError, Equatable
             return "gate: \(name)[\(index)] is \(value): scores must be finite"
         case .textNeedsRelevance:
             return "method text needs a query and a CLIP text tower"
+        case .diversityNeedsFeatures:
+            return "method atp-div needs the vision tower's patch features"
         }
     }
 

@@ -7,6 +7,9 @@
 public enum GateMethod: String, CaseIterable, Sendable {
     /// Top-K of `S = α·norm(s·S_inter) + (1−α)·norm(S_intra)` with the configured α.
     case atp
+    /// The fused score with the configured α, selected by a greedy DPP over the patches' normalised
+    /// features (``selectDiverse(scores:features:dim:k:beta:)``) instead of plain top-K.
+    case atpDiv = "atp-div"
     /// Top-K of the fused score with α = 0 (saliency only).
     case cls
     /// Top-K of the fused score with α = 1 (text relevance only); needs a relevance signal.

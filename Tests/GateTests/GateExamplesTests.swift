@@ -222,7 +222,7 @@ final class GateExamplesTests: XCTestCase {
     }
 
     func testSpellings() {
-        XCTAssertEqual(GateMethod.allCases.map(\.rawValue), ["atp", "cls", "text", "random", "uniform", "full"])
+        XCTAssertEqual(GateMethod.allCases.map(\.rawValue), ["atp", "atp-div", "cls", "text", "random", "uniform", "full"])
         XCTAssertEqual(ScoreNormalization.allCases.map(\.rawValue), ["minmax", "zscore"])
         let c = GateConfig()
         XCTAssertEqual(c.method, .atp)
@@ -246,5 +246,31 @@ final class GateExamplesTests: XCTestCase {
         cfg.method = .cls
         cfg.maxTokens = 0
         XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg).kept, [1], "a cap below 1 still keeps one token")
+    }
+
+    /// atp-div on a hand-made case: two patches of a box (same feature) score highest; top-K keeps both,
+    /// the DPP keeps one of them and the best patch of another object instead.
+    func testDiversitySkipsDuplicates() throws {
+        let sal: [Float] = [0.05, 0.30, 0.29, 0.20, 0.16]
+        let feats: [Float] = [1, 0, 0,   0, 1, 0,   0, 1, 0,   0, 0, 1,   1, 1, 0]
+        var cfg = GateConfig(method: .cls, budget: .tokens(2))
+        XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg).kept, [1, 2])
+        cfg.method = .atpDiv
+        cfg.alpha = 0
+        XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg, features: feats, featureDim: 3).kept, [1, 3])
+        // An exact duplicate never comes back; a near one does once β makes the score dominate (top-K).
+        var near = feats
+        near[8] = 0.1
+        XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg, features: near, featureDim: 3).kept, [1, 3])
+        cfg.diversityBeta = 200
+        XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg, features: near, featureDim: 3).kept, [1, 2])
+        XCTAssertEqual(try runGate(saliency: sal, relevance: nil, config: cfg, features: feats, featureDim: 3).kept, [1, 3])
+        // Without features atp-div is an error that says what is missing.
+        XCTAssertThrowsError(try runGate(saliency: sal, relevance: nil, config: cfg)) { e in
+            XCTAssertEqual("\(e)", "method atp-div needs the vision tower's patch features")
+        }
+        XCTAssertThrowsError(try selectDiverse(scores: sal, features: [1, 2], dim: 3, k: 2)) { e in
+            XCTAssertEqual("\(e)", "gate: features has 2 values, expected [5×3] = 15")
+        }
     }
 }

@@ -1,7 +1,7 @@
 // The gate against goldens from the Python reference (Tools/gate_oracle.py →
 // Tests/Fixtures/gate/gate_golden.json): SplitMix64 outputs, the random and uniform baselines,
 // saliency (CLS and received-attention), cosine relevance, and 240 full gate runs over all methods,
-// norms, signs, α values and budget kinds. Regenerate with `python3 Tools/gate_oracle.py`.
+// norms, signs, α values and budget kinds; atp-div's greedy DPP against brute-force determinants. Regenerate with `python3 Tools/gate_oracle.py`.
 
 import Foundation
 import XCTest
@@ -36,8 +36,12 @@ final class GateGoldenTests: XCTestCase {
         let saliency: [Saliency]
         let received: [Received]
         let cosine: [Cosine]
+        struct Diversity: Decodable {
+            let n: Int, dim: Int, k: Int, beta: Double, scores: [Float], features: [Float], kept: [Int]
+        }
         let inputs: [Input]
         let cases: [Case]
+        let diversity: [Diversity]
     }
 
     static let url = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
@@ -69,6 +73,17 @@ final class GateGoldenTests: XCTestCase {
         }
         for u in try golden.uniform {
             XCTAssertEqual(uniformIndices(n: u.n, k: u.k), u.kept, "n=\(u.n) k=\(u.k)")
+        }
+    }
+
+    /// `atp-div`'s greedy DPP (incremental Cholesky) against the oracle's brute-force determinants,
+    /// including a rank-2 case where the rest of the budget goes by score.
+    func testDiversityAgainstOracle() throws {
+        let cases = try golden.diversity
+        XCTAssertGreaterThan(cases.count, 40)
+        for c in cases {
+            let kept = try selectDiverse(scores: c.scores, features: c.features, dim: c.dim, k: c.k, beta: c.beta)
+            XCTAssertEqual(kept, c.kept, "n=\(c.n) dim=\(c.dim) k=\(c.k) beta=\(c.beta)")
         }
     }
 
