@@ -13,7 +13,8 @@ Both use a byte-level BPE tokenizer.json with an added <image> token.
 golden.json per folder: for each case (image, query, kept indices or null = all), the prompt ids
 with the placeholder expanded to exactly the kept tokens (ascending), the last-position logits of
 the prefill, and 8 greedy ids — computed in float32 by building inputs_embeds the way
-LlavaModel does (masked scatter of the kept patches' projected features).
+LlavaModel does (masked scatter of the kept patches' projected features), the kept tokens at their
+original positions (Tools/pruned_reference.py).
 
   python3 Tools/make_llava_fixtures.py [--out DIR] [--sample Samples/models/atp-tiny]
 
@@ -32,6 +33,9 @@ from pathlib import Path
 import numpy as np
 import torch
 from PIL import Image
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pruned_reference import pruned_reference  # noqa: E402
 
 from tokenizers import Tokenizer, models, pre_tokenizers, decoders, processors, trainers
 from transformers import (LlavaConfig, LlavaForConditionalGeneration, PreTrainedTokenizerFast,
@@ -186,17 +190,10 @@ def build(name: str, out_dir: Path, kind: str, layout: str, seed: int, cases_spe
         for query, kept in cases_spec(n):
             kept_idx = list(range(n)) if kept is None else kept
             ids = prompt_ids(tok, query, len(kept_idx))
-            input_ids = torch.tensor([ids])
-            emb = ref.get_input_embeddings()(input_ids)
-            mask = (input_ids == image_id).unsqueeze(-1).expand_as(emb)
-            emb = emb.masked_scatter(mask, feats[kept_idx].to(emb.dtype))
-            out = ref(inputs_embeds=emb, attention_mask=torch.ones_like(input_ids))
-            logits = out.logits[0, -1]
-            gen = ref.generate(inputs_embeds=emb, attention_mask=torch.ones_like(input_ids), max_new_tokens=8,
-                               do_sample=False, eos_token_id=None, pad_token_id=tok.eos_token_id)
+            logits, gen_ids = pruned_reference(ref, ids, image_id, feats, kept_idx, 8, None)
             golden["cases"].append({"image": "image.png", "query": query, "kept": kept,
                                     "prompt_ids": ids, "last_logits": logits.tolist(),
-                                    "greedy_ids": gen[0, -8:].tolist() if gen.shape[1] >= 8 else gen[0].tolist()})
+                                    "greedy_ids": gen_ids})
     (folder / "golden.json").write_text(json.dumps(golden) + "\n")
     if kind == "clip-llama":
         write_matching_clip(folder / "clip", ref, proc)

@@ -8,7 +8,8 @@ seed 7100 is used by no training or validation split) and committed as PNG, so t
 depend on the renderer staying the same. For every image and every question of `qa.jsonl`:
   - with all 196 visual tokens: the prompt ids, the last-position logits of the prefill and the
     greedy ids (`generate`, at most 4 new tokens, stopping at EOS);
-  - with a `uniform` subset of 49 patches (keep 0.25, DESIGN.md: floor((j + 0.5) * N / K)): the same.
+  - with a `uniform` subset of 49 patches (keep 0.25, DESIGN.md: floor((j + 0.5) * N / K)): the same,
+    the kept tokens at their original positions (Tools/pruned_reference.py).
 The CLIP side: each question's text embedding (`get_text_features`) and each image's embedding.
 Everything in float32 with eager attention, from the float16 files as stored.
 """
@@ -18,6 +19,7 @@ import argparse
 import json
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -25,6 +27,8 @@ import torch
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from pruned_reference import pruned_reference  # noqa: E402
 
 
 def main() -> None:
@@ -77,14 +81,8 @@ def main() -> None:
                 ids = tok("USER: <image>\n" + row["question"] + " ASSISTANT:")["input_ids"]
                 at = ids.index(image_id)
                 ids = ids[:at] + [image_id] * len(idx) + ids[at + 1:]
-                input_ids = torch.tensor([ids])
-                emb = model.get_input_embeddings()(input_ids)
-                mask = (input_ids == image_id).unsqueeze(-1).expand_as(emb)
-                emb = emb.masked_scatter(mask, feats[idx].to(emb.dtype))
-                logits = model(inputs_embeds=emb, attention_mask=torch.ones_like(input_ids)).logits[0, -1]
-                gen = model.generate(inputs_embeds=emb, attention_mask=torch.ones_like(input_ids), max_new_tokens=4,
-                                     do_sample=False, eos_token_id=tok.eos_token_id, pad_token_id=tok.eos_token_id)
-                gen_ids = gen[0].tolist()
+                last, gen_ids = pruned_reference(model, ids, image_id, feats, idx, 4, tok.eos_token_id)
+                logits = last
                 text = tok.decode(gen_ids, skip_special_tokens=True)
                 cases.append({"image": "check/" + row["image"], "question": row["question"], "answer": row["answer"],
                               "kept": kept, "prompt_ids": ids, "last_logits": logits.tolist(), "greedy_ids": gen_ids,

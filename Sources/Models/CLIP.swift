@@ -68,6 +68,14 @@ public struct CLIPVisionOutput: Sendable {
     public var finalAttention: Tensor
     /// Patch grid (rows, columns).
     public var grid: (Int, Int)
+
+    /// The final layer's hidden state of each patch, CLS excluded (`[N, D]` row-major): the features
+    /// `atp-div` measures redundancy on.
+    public var patchFeatures: (values: [Float], dim: Int) {
+        let d = lastHidden.cols
+        let first = lastHidden.rows > grid.0 * grid.1 ? 1 : 0
+        return (Array(lastHidden.data[(first * d)...]), d)
+    }
 }
 
 /// The CLIP vision transformer (`CLIPVisionTransformer`) without the projection; with a SigLIP

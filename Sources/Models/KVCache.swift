@@ -15,6 +15,10 @@ public struct KVCache: Sendable {
     public let kvDim: Int
     /// Positions cached so far.
     public private(set) var count: Int = 0
+    /// The RoPE position the next appended row gets: `count` unless a forward was given explicit
+    /// positions (pruned visual tokens keep their original positions, so the text after them
+    /// continues where it would be with every token).
+    public internal(set) var nextPosition: Int = 0
     /// Positions the storage holds before it must grow.
     public private(set) var capacity: Int
     // [layer][capacity × kvDim]
@@ -33,12 +37,14 @@ public struct KVCache: Sendable {
     /// A snapshot of the cache (value semantics: the same as `let copy = cache`).
     public func copy() -> KVCache { self }
 
-    /// Forgets positions from `newCount` on, e.g. to return to a cached prefix.
+    /// Forgets positions from `newCount` on, e.g. to return to a cached prefix (whose rows had the
+    /// positions 0..<newCount: the next row gets position `newCount`).
     ///
     /// - Precondition: `0 ≤ newCount ≤ count` (callers pass their own bookkeeping, not user input).
     public mutating func truncate(to newCount: Int) {
         precondition(newCount >= 0 && newCount <= count, "KVCache.truncate: \(newCount) outside 0...\(count)")
         count = newCount
+        nextPosition = newCount
     }
 
     /// Makes room for `total` positions, growing the storage geometrically.

@@ -245,7 +245,9 @@ public final class LlavaModel: @unchecked Sendable {
             cache = language.makeCache(capacity: capacity)
             if !prefix.isEmpty { _ = try language.forward(ids: prefix, cache: &cache) }
         }
-        let logits = try language.forward(embeddings: rest, cache: &cache)
+        let logits = try language.forward(embeddings: rest, cache: &cache,
+                                          positions: imagePositions(prefix: prefix.count, kept: keptTokens,
+                                                                    visualTokens: encoding.features.rows, suffix: suffix.count))
         var timings = GenerationTimings()
         timings.promptTokens = prefix.count + rest.rows
         timings.prefillMs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
@@ -299,7 +301,18 @@ extension LlavaModel {
             let se = try language.embed(suffix)
             for i in 0..<suffix.count { for c in 0..<d { rest.data[(keptTokens.count + i) * d + c] = se.data[i * d + c] } }
         }
-        return try language.forward(embeddings: rest, cache: &cache).data
+        return try language.forward(embeddings: rest, cache: &cache,
+                                    positions: imagePositions(prefix: prefix.count, kept: keptTokens,
+                                                              visualTokens: encoding.features.rows, suffix: suffix.count)).data
+    }
+
+    /// RoPE positions of `[kept visual tokens…, suffix…]` after a prefix of `prefix` tokens: each kept
+    /// visual token keeps the position it has with every token (`prefix + row`), and the text after
+    /// the image continues at `prefix + visualTokens`, where it is with every token. Pruning then only
+    /// removes keys: the distances the LM was trained on (question to patch, answer to question) stay.
+    /// With every token kept these are the ordinary positions `prefix..<prefix + V + suffix`.
+    public func imagePositions(prefix: Int, kept: [Int], visualTokens: Int, suffix: Int) -> [Int] {
+        kept.map { prefix + $0 } + (0..<suffix).map { prefix + visualTokens + $0 }
     }
 }
 

@@ -302,7 +302,10 @@ public struct LlamaModel: Sendable {
     ///
     /// - Throws: `LlamaError` when the embeddings are not `[T ≥ 1, D]` or the cache belongs to another shape of model.
     /// - Complexity: O(T·P + T·(T + past)·D) where P is the parameter count.
-    public func forward(embeddings: Tensor, cache: inout KVCache, allLogits: Bool = false) throws -> Tensor {
+    /// `positions` gives the new rows' RoPE positions explicitly (strictly increasing, after the
+    /// cache's `nextPosition`); nil continues from `nextPosition`. The causal mask follows the row order.
+    public func forward(embeddings: Tensor, cache: inout KVCache, allLogits: Bool = false,
+                        positions: [Int]? = nil) throws -> Tensor {
         let c = config
         let d = c.hiddenSize, qd = c.qDim, kvd = c.kvDim, inner = c.intermediateSize
         let hd = c.headDim, heads = c.numAttentionHeads, kvHeads = c.numKeyValueHeads
@@ -314,6 +317,15 @@ public struct LlamaModel: Sendable {
             throw LlamaError("KV cache has \(cache.layers) layers × \(cache.kvDim) wide; the model needs \(c.numHiddenLayers) × \(kvd)")
         }
         let t = embeddings.rows, past = cache.count, total = past + t
+        let start = cache.nextPosition
+        if let positions {
+            guard positions.count == t else {
+                throw LlamaError("\(positions.count) positions for \(t) new rows")
+            }
+            for (i, p) in positions.enumerated() where p < (i == 0 ? start : positions[i - 1] + 1) {
+                throw LlamaError("position \(p) at row \(i) does not follow \(i == 0 ? start - 1 : positions[i - 1]) (positions must increase)")
+            }
+        }
         cache.reserve(total)
         let gemv = decodeUsesGEMV
 
@@ -330,7 +342,11 @@ public struct LlamaModel: Sendable {
         let scores = ws + offsets[8]
 
         embeddings.data.withUnsafeBufferPointer { x.update(from: $0.baseAddress!, count: t * d) }
-        ropeTables(invFreq: invFreq, positions: past..<total, cos: cosT, sin: sinT)
+        if let positions {
+            ropeTables(invFreq: invFreq, positions: positions, cos: cosT, sin: sinT)
+        } else {
+            ropeTables(invFreq: invFreq, positions: start..<(start + t), cos: cosT, sin: sinT)
+        }
 
         for l in 0..<c.numHiddenLayers {
             let layer = layers[l]
@@ -366,6 +382,7 @@ public struct LlamaModel: Sendable {
             linearRows(act, rows: t, inFeatures: inner, weight: layer.wdown.pointer, outFeatures: d, into: x, beta: 1, useGEMV: gemv)
         }
         cache.advance(by: t)
+        cache.nextPosition = (positions?.last).map { $0 + 1 } ?? start + t
 
         // Final norm and head, on the last row only unless every position's logits are wanted.
         let outRows = allLogits ? t : 1

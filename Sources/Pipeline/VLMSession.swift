@@ -126,7 +126,9 @@ public final class VLMSession: @unchecked Sendable {
         } else {
             if cfg.method == .atp { cfg.alpha = 0 }
         }
-        let decision = try runGate(saliency: e.encoding.saliency, relevance: rel, config: cfg)
+        let feats = cfg.method == .atpDiv ? e.encoding.vision.patchFeatures : nil
+        let decision = try runGate(saliency: e.encoding.saliency, relevance: rel, config: cfg,
+                                   features: feats?.values, featureDim: feats?.dim ?? 0)
         let keptSet = Set(decision.kept)
         // Visual tokens whose patch is kept, plus any CLS row (`full` strategy), in ascending order.
         let tokens = e.encoding.tokenPatch.enumerated().compactMap { i, p in p.map { keptSet.contains($0) } ?? true ? i : nil }

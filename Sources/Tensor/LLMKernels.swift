@@ -89,7 +89,7 @@ public func rmsNormRows(_ src: UnsafePointer<Float>, into dst: UnsafeMutablePoin
 
 /// Fills `cos`/`sin` (`[positions.count, invFreq.count]`) with `cos(p·f)`, `sin(p·f)`; the angle is
 /// rounded to f32 first, as transformers computes `position · inv_freq` in float32.
-public func ropeTables(invFreq: [Float], positions: Range<Int>,
+public func ropeTables(invFreq: [Float], positions: some Sequence<Int>,
                        cos: UnsafeMutablePointer<Float>, sin: UnsafeMutablePointer<Float>) {
     let half = invFreq.count
     for (r, p) in positions.enumerated() {

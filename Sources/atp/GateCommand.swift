@@ -6,7 +6,7 @@ import Models
 
 /// Gate options shared by `gate` and `ask`.
 struct GateOptions: ParsableArguments {
-    @Option(help: "Method: atp, cls, text, random, uniform, full.")
+    @Option(help: "Method: atp, atp-div, cls, text, random, uniform, full.")
     var method: String = "atp"
     @Option(help: "Keep K tokens (clamped to [1, N]).")
     var tokens: Int?
@@ -65,7 +65,9 @@ struct GateCommand: ParsableCommand {
     func run() throws {
         try compute.apply()
         let (model, a) = try analyse(modelDir: model, imagePath: image, query: query)
-        let decision = try runGate(saliency: saliency(clsAttention: a.clsAttention), relevance: a.relevance, config: gate.config())
+        let feats = a.output.patchFeatures
+        let decision = try runGate(saliency: saliency(clsAttention: a.clsAttention), relevance: a.relevance, config: gate.config(),
+                                   features: feats.values, featureDim: feats.dim)
         if let overlay {
             let geometry = try PatchGeometry(processor: model.processor, imageWidth: a.image.width, imageHeight: a.image.height,
                                              grid: a.output.grid)
