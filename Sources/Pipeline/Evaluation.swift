@@ -20,9 +20,14 @@ public struct EvalResult: Sendable {
     public var totalMs: Double
     /// Each question's generated answer, in data-folder order.
     public var answers: [String]
+    /// Sum over answers of the LM FLOPs of a prefill of the whole prompt (prefix, kept visual tokens,
+    /// question) from an empty cache.
+    public var prefillFlops: Double = 0
 
     public var accuracy: Double { count > 0 ? Double(correct) / Double(count) : 0 }
     public var msPerAnswer: Double { count > 0 ? totalMs / Double(count) : 0 }
+    /// Mean prefill GFLOPs per answer.
+    public var prefillGFLOPs: Double { count > 0 ? prefillFlops / Double(count) / 1e9 : 0 }
 }
 
 /// Runs a VLM over a data folder.
@@ -40,15 +45,30 @@ public enum Evaluator {
     /// - Complexity: one encode per distinct image, one gate + prefill + decode per question.
     public static func run(session: VLMSession, data: DataFolder, config: GateConfig, limit: Int? = nil, maxTokens: Int = 8,
                            progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> EvalResult {
+        try runGrid(session: session, data: data, configs: [config], limit: limit, maxTokens: maxTokens) { done, total, correct in
+            progress(done, total, correct[0])
+        }[0]
+    }
+
+    /// Scores several gate configurations in one pass: each image is encoded once, then every
+    /// configuration gates, prefills and decodes each of its questions. Each result's time is what
+    /// that configuration would have taken alone (the image's encode is counted in every one).
+    /// - Parameter progress: called after each question with (done, total, correct so far per configuration).
+    /// - Complexity: one encode per distinct image, configs.count gate + prefill + decode per question.
+    public static func runGrid(session: VLMSession, data: DataFolder, configs: [GateConfig], limit: Int? = nil,
+                               maxTokens: Int = 8, progress: (Int, Int, [Int]) -> Void = { _, _, _ in }) throws -> [EvalResult] {
         let items = Array(data.items.prefix(limit ?? data.items.count))
-        var result = EvalResult(dataset: data.name, count: 0, correct: 0, byType: [:], meanKept: 0,
-                                visualTokens: session.vlm.patchCount, totalMs: 0, answers: [])
-        var keptTotal = 0
+        var results = configs.map { _ in
+            EvalResult(dataset: data.name, count: 0, correct: 0, byType: [:], meanKept: 0,
+                       visualTokens: session.vlm.patchCount, totalMs: 0, answers: [])
+        }
+        var keptTotal = [Int](repeating: 0, count: configs.count)
         var cachedImage: String? = nil
         var encoded: VLMSession.Encoded? = nil
+        var encodeMs = 0.0
         for (i, item) in items.enumerated() {
-            let t0 = DispatchTime.now().uptimeNanoseconds
             if cachedImage != item.image || encoded == nil {
+                let t0 = DispatchTime.now().uptimeNanoseconds
                 let img: RGBImage
                 do { img = try data.image(of: item) } catch {
                     throw DataFolderError("\(data.qaURL.path):\(data.lines[i]): image \"\(item.image)\" does not decode: \(error)")
@@ -56,20 +76,29 @@ public enum Evaluator {
                 let pixels = try session.preprocess(rgb: img.pixels, width: img.width, height: img.height)
                 encoded = try session.encode(pixels: pixels)
                 cachedImage = item.image
+                encodeMs = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+            } else {
+                encodeMs = 0
             }
-            let (decision, keptTokens, _) = try session.gate(encoded!, query: item.question, config: config)
-            let answer = try session.answer(encoded!, keptTokens: keptTokens, query: item.question, maxTokens: maxTokens)
-            result.totalMs += Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
-            let ok = AnswerScoring.isCorrect(answer.text, expected: item.answer)
-            result.count += 1
-            result.correct += ok ? 1 : 0
-            result.byType[item.type, default: (0, 0)].count += 1
-            result.byType[item.type, default: (0, 0)].correct += ok ? 1 : 0
-            result.answers.append(answer.text)
-            keptTotal += decision.kept.count
-            progress(i + 1, items.count, result.correct)
+            for (c, config) in configs.enumerated() {
+                let t0 = DispatchTime.now().uptimeNanoseconds
+                let (decision, keptTokens, _) = try session.gate(encoded!, query: item.question, config: config)
+                let answer = try session.answer(encoded!, keptTokens: keptTokens, query: item.question, maxTokens: maxTokens)
+                results[c].totalMs += encodeMs + Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
+                results[c].prefillFlops += session.vlm.language.flops(tokens: answer.promptIds.count)
+                let ok = AnswerScoring.isCorrect(answer.text, expected: item.answer)
+                results[c].count += 1
+                results[c].correct += ok ? 1 : 0
+                results[c].byType[item.type, default: (0, 0)].count += 1
+                results[c].byType[item.type, default: (0, 0)].correct += ok ? 1 : 0
+                results[c].answers.append(answer.text)
+                keptTotal[c] += decision.kept.count
+            }
+            progress(i + 1, items.count, results.map(\.correct))
         }
-        result.meanKept = result.count > 0 ? Double(keptTotal) / Double(result.count) : 0
-        return result
+        for c in results.indices {
+            results[c].meanKept = results[c].count > 0 ? Double(keptTotal[c]) / Double(results[c].count) : 0
+        }
+        return results
     }
 }

@@ -207,7 +207,10 @@ public final class PipelineRunner: @unchecked Sendable {
             throw PipelineError.spec(file: spec.name, key: "model.vlm", message: "required to run")
         }
         session = try VLMSession(vlmFolder: URL(fileURLWithPath: vlm), clipFolder: spec.model?.clip.map { URL(fileURLWithPath: $0) })
-        let base = spec.gate ?? GateSpec()
+        var calibrationNote: [String] = []
+        let base = try GateCalibration.resolve(folder: URL(fileURLWithPath: vlm), overrides: spec.gate) { calibrationNote.append($0) }
+        baseGate = base
+        runNotes = calibrationNote
         var qs: [StandingQuery] = []
         if options.queries.isEmpty {
             for q in spec.queries {
@@ -230,7 +233,11 @@ public final class PipelineRunner: @unchecked Sendable {
     }
 
     /// Notes to print once on stderr.
-    public var notes: [String] { session.notes }
+    public var notes: [String] { session.notes + runNotes }
+    private let runNotes: [String]
+    /// The gate every query starts from: the model's `gate_config.json` (when it has one) under the
+    /// spec's `gate:` block; per-query overrides and queries added over HTTP go on top of it.
+    public let baseGate: GateSpec
 
     /// Ends the run: sources close, queued items drain, the profile is final.
     public func stop() {

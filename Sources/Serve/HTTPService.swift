@@ -65,7 +65,7 @@ public struct ServeBackend: Sendable {
     /// (and cached) by the runner's session when it is added.
     public init(runner: PipelineRunner) {
         let session = runner.session
-        self.init(profiler: runner.profiler, queries: runner.queries, baseGate: runner.spec.gate ?? GateSpec(),
+        self.init(profiler: runner.profiler, queries: runner.queries, baseGate: runner.baseGate,
                   prepare: { q in _ = try session.textEmbedding(q.text) },
                   forget: { text in session.forget(query: text) })
     }

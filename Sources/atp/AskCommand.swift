@@ -28,7 +28,7 @@ struct AskCommand: ParsableCommand {
         try compute.apply()
         let (session, pixels) = try input.load()
         let encoded = try session.encode(pixels: pixels)
-        let (decision, keptTokens, gateMs) = try session.gate(encoded, query: query, config: gate.config())
+        let (decision, keptTokens, gateMs) = try session.gate(encoded, query: query, config: gate.config(model: input.model))
         let answer = try session.answer(encoded, keptTokens: keptTokens, query: query, maxTokens: maxTokens)
         var timings: [(String, JSON)] = [("encode", .double(encoded.encodeMs))]
         if let r = encoded.relevanceEncodeMs { timings.append(("relevance_encode", .double(r))) }

@@ -7,7 +7,7 @@ struct ATP: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "atp",
         abstract: "Adaptive Token Pruning for vision-language models on the CPU.",
-        subcommands: [SynthCommand.self, EncodeCommand.self, GateCommand.self, GenerateCommand.self, AskCommand.self, EvalCommand.self, RunCommand.self, ServeCommand.self, BenchCommand.self])
+        subcommands: [SynthCommand.self, EncodeCommand.self, GateCommand.self, GenerateCommand.self, AskCommand.self, EvalCommand.self, CalibrateCommand.self, RunCommand.self, ServeCommand.self, BenchCommand.self])
 }
 
 /// Options every compute command shares.

@@ -41,7 +41,7 @@ struct EvalCommand: ParsableCommand {
             throw CLIError(e.description)
         }
         let session = try loadSession(model: model, clip: clip)
-        let config = gate.config()
+        let config = try gate.config(model: model)
         let total = min(limit ?? dataFolder.items.count, dataFolder.items.count)
         let progress = Progress(label: "eval", total: total)
         let result: EvalResult

@@ -3,44 +3,51 @@ import Foundation
 import Gate
 import Media
 import Models
+import Pipeline
 
 /// Gate options shared by `gate` and `ask`.
 struct GateOptions: ParsableArguments {
-    @Option(help: "Method: atp, atp-div, cls, text, random, uniform, full.")
-    var method: String = "atp"
+    @Option(help: "Method: atp, atp-div, cls, text, random, uniform, full (default: the model's gate_config.json, else atp).")
+    var method: String?
     @Option(help: "Keep K tokens (clamped to [1, N]).")
     var tokens: Int?
-    @Option(help: "Keep a fraction r in (0, 1] of the tokens.")
+    @Option(help: "Keep a fraction r in (0, 1] of the tokens (default: gate_config.json's, else 0.25).")
     var keep: Double?
     @Option(help: "Keep the fewest tokens holding fraction m of the score mass.")
     var mass: Double?
-    @Option(help: "Weight of text relevance in [0, 1].")
-    var alpha: Double = 0.5
-    @Option(parsing: .unconditional, help: "Sign of the relevance term: 1 or -1.")
-    var sign: String = "1"
-    @Option(help: "Score normalisation: minmax or zscore.")
-    var norm: String = "minmax"
+    @Option(help: "Weight of text relevance in [0, 1] (default: gate_config.json's, else 0.5).")
+    var alpha: Double?
+    @Option(parsing: .unconditional, help: "Sign of the relevance term: 1 or -1 (default: gate_config.json's, else 1).")
+    var sign: String?
+    @Option(help: "Score normalisation: minmax or zscore (default: gate_config.json's, else minmax).")
+    var norm: String?
     @Option(help: "Seed of the random baseline.")
     var seed: UInt64 = 0
 
     func validate() throws {
         let given = [tokens != nil, keep != nil, mass != nil].filter { $0 }.count
         guard given <= 1 else { throw ValidationError("give at most one of --tokens, --keep, --mass") }
-        guard GateMethod(rawValue: method) != nil else {
+        if let method, GateMethod(rawValue: method) == nil {
             throw ValidationError("--method \(method): unknown (use \(GateMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
         }
-        guard ScoreNormalization(rawValue: norm) != nil else { throw ValidationError("--norm \(norm): use minmax or zscore") }
-        guard sign == "1" || sign == "-1" || sign == "+1" else { throw ValidationError("--sign \(sign): use 1 or -1") }
-        guard (0...1).contains(alpha) else { throw ValidationError("--alpha \(alpha): must be in [0, 1]") }
+        if let norm, ScoreNormalization(rawValue: norm) == nil { throw ValidationError("--norm \(norm): use minmax or zscore") }
+        if let sign, !(sign == "1" || sign == "-1" || sign == "+1") { throw ValidationError("--sign \(sign): use 1 or -1") }
+        if let alpha, !(0...1).contains(alpha) { throw ValidationError("--alpha \(alpha): must be in [0, 1]") }
     }
 
-    /// The gate configuration these options describe (default budget: keep 0.25).
-    func config() -> GateConfig {
-        let budget: TokenBudget
-        if let tokens { budget = .tokens(tokens) } else if let keep { budget = .keep(keep) }
-        else if let mass { budget = .mass(mass) } else { budget = .keep(0.25) }
-        return GateConfig(method: GateMethod(rawValue: method)!, alpha: alpha, sign: sign == "-1" ? -1 : 1,
-                          norm: ScoreNormalization(rawValue: norm)!, budget: budget, seed: seed)
+    /// The flags that were given, as a gate block (nil fields: not given).
+    var spec: GateSpec {
+        GateSpec(method: method, alpha: alpha, keep: keep, tokens: tokens, mass: mass,
+                 sign: sign.map { $0 == "-1" ? -1 : 1 }, norm: norm)
+    }
+
+    /// The gate configuration these flags describe on top of the model's `gate_config.json` (said
+    /// once on stderr when one is used); without one, the built-in defaults (atp, α 0.5, sign +1, keep 0.25).
+    func config(model: String) throws -> GateConfig {
+        let resolved = try GateCalibration.resolve(folder: URL(fileURLWithPath: model), overrides: spec) { printErr("atp: note: \($0)") }
+        var c = try gateConfig(resolved)
+        c.seed = seed
+        return c
     }
 }
 
@@ -64,9 +71,10 @@ struct GateCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
+        let config = try gate.config(model: model)
         let (model, a) = try analyse(modelDir: model, imagePath: image, query: query)
         let feats = a.output.patchFeatures
-        let decision = try runGate(saliency: saliency(clsAttention: a.clsAttention), relevance: a.relevance, config: gate.config(),
+        let decision = try runGate(saliency: saliency(clsAttention: a.clsAttention), relevance: a.relevance, config: config,
                                    features: feats.values, featureDim: feats.dim)
         if let overlay {
             let geometry = try PatchGeometry(processor: model.processor, imageWidth: a.image.width, imageHeight: a.image.height,

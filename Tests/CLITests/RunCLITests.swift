@@ -49,8 +49,8 @@ final class RunCLITests: XCTestCase {
         let ptsByQuery = Dictionary(grouping: answers, by: { $0["query"] as! String }).mapValues { Set($0.map { $0["pts"] as! Double }) }
         let a = ptsByQuery["person-in-aisle"] ?? [], b = ptsByQuery["forklift-side"] ?? []
         XCTAssertLessThanOrEqual(a.symmetricDifference(b).count, 2, "frames answered for one query only")
-        // The sample pipeline keeps every visual token (method full).
-        XCTAssertEqual(Set(fresh.map { $0["kept_count"] as! Int }), [196])
+        // The sample pipeline keeps a quarter of the visual tokens (keep 0.25, the calibrated atp-div gate).
+        XCTAssertEqual(Set(fresh.map { $0["kept_count"] as! Int }), [49])
         // The trained model answers the sample clip (the README reports a 20 s run).
         let right = answers.filter { $0["correct"] as? Bool == true }.count
         XCTAssertGreaterThanOrEqual(Double(right) / Double(answers.count), 0.85)

@@ -84,7 +84,10 @@ final class SynthEvalCLITests: XCTestCase {
         XCTAssertEqual(pruned["count"] as? Int, 10)
         XCTAssertEqual(pruned["mean_kept"] as? Double, 49)
         XCTAssertEqual(pruned["keep"] as? Double, 0.25)
-        XCTAssertEqual(pruned["method"] as? String, "atp")
+        // No gate flags: the shipped model's gate_config.json (atp calibrate) chooses the method.
+        XCTAssertEqual(pruned["method"] as? String, "atp-div")
+        XCTAssertTrue(r.stderr.contains("gate: defaults from"), r.stderr)
+        XCTAssertGreaterThanOrEqual(pruned["accuracy"] as! Double, 0.8, "pruned to a quarter, the calibrated gate still answers")
     }
 
     func testEvalErrorsNameTheFileAndLine() throws {
