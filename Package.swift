@@ -73,7 +73,7 @@ let package = Package(
             "Tensor", "ModelIO", "Models", "Gate", "Media", "Pipeline", "Serve",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
-        .testTarget(name: "CLITests", dependencies: ["atp"]),
+        .testTarget(name: "CLITests", dependencies: ["atp", "Media", "ModelIO", "Pipeline"]),
         .testTarget(name: "ServeTests", dependencies: ["Serve", "Pipeline"]),
     ])
 )

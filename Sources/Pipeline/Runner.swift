@@ -178,6 +178,36 @@ struct Answered: Sendable {
     var job: QueryJob
     var text: String
     var pYes: Float?
+    /// This answer's place among its frame's answers (they reach the sink consecutively).
+    var slot = 0, of = 1
+}
+
+/// One query's answer on one frame, with the gate decision that produced it (for a reused answer,
+/// the decision of the frame whose answer it reuses).
+public struct QueryOverlay: Sendable, Equatable {
+    public var queryId: String
+    public var answer: String
+    /// Kept patch indices, ascending.
+    public var kept: [Int]
+    public var reused: Bool
+    public var correct: Bool?
+    public init(queryId: String, answer: String, kept: [Int], reused: Bool, correct: Bool?) {
+        self.queryId = queryId
+        self.answer = answer
+        self.kept = kept
+        self.reused = reused
+        self.correct = correct
+    }
+}
+
+/// Every answer of one frame, handed to `PipelineRunner.onFrameAnswered` from the sink thread.
+public struct FrameAnswers: Sendable {
+    public var frame: VideoFrame
+    public var answers: [QueryOverlay]
+    public init(frame: VideoFrame, answers: [QueryOverlay]) {
+        self.frame = frame
+        self.answers = answers
+    }
 }
 
 /// Runs a pipeline spec until its sources end, `stop()` is called, or the duration passes.
@@ -192,7 +222,12 @@ public final class PipelineRunner: @unchecked Sendable {
     private var stopping = false
     private var sources: [any VideoSource] = []
     private var lastThumb: [String: [Float]] = [:]
-    private var lastAnswers: [String: [String: (text: String, pYes: Float?, kept: Int, visual: Int)]] = [:]
+    private var lastAnswers: [String: [String: (text: String, pYes: Float?, kept: [Int], visual: Int)]] = [:]
+    /// Answers of the frame now reaching the sink, per stream (flushed to `onFrameAnswered` when complete).
+    private var pendingFrame: [String: [QueryOverlay]] = [:]
+    /// Receives each frame once all its answers have been emitted, on the sink thread, in order per
+    /// stream. Set before `run()`. It must not block for long: the sink waits for it.
+    public var onFrameAnswered: (@Sendable (FrameAnswers) -> Void)?
     private var knob: KKnob?
     /// Truth sidecars by stream id.
     private var truths: [String: TruthTrack] = [:]
@@ -249,6 +284,17 @@ public final class PipelineRunner: @unchecked Sendable {
     }
 
     var isStopping: Bool { lock.withLock { stopping } }
+
+    /// The first source's nominal frame rate, once `run()` has opened it (nil before, or when unknown).
+    public var firstSourceFrameRate: Double? {
+        lock.withLock {
+            switch sources.first {
+            case let f as FFmpegSource: return f.frameRate
+            case let s as SyntheticSource: return s.fps
+            default: return nil
+            }
+        }
+    }
 
     private func stageOptions(_ name: String, defaultQueue: Int, defaultPolicy: OverflowPolicy,
                               executor: StageExecutor) throws -> StageOptions {
@@ -348,14 +394,16 @@ public final class PipelineRunner: @unchecked Sendable {
             })]
         }
         let llm = ClosureStage<FramePrefills, Answered>(name: "llm_decode") { frame in
-            try frame.jobs.map { p in
-                guard let pre = p.prefill else { return Answered(job: p.job, text: "", pYes: nil) }
+            try frame.jobs.enumerated().map { slot, p in
+                guard let pre = p.prefill else { return Answered(job: p.job, text: "", pYes: nil, slot: slot, of: frame.jobs.count) }
                 let a = try session.decode(pre, maxTokens: maxTokens)
                 var j = p.job
                 j.ms["llm_decode"] = a.timings.decodeMs
-                return Answered(job: j, text: a.text.trimmingCharacters(in: .whitespacesAndNewlines), pYes: a.pYes)
+                return Answered(job: j, text: a.text.trimmingCharacters(in: .whitespacesAndNewlines), pYes: a.pYes,
+                                slot: slot, of: frame.jobs.count)
             }
         }
+        let onFrame = onFrameAnswered
         let emit = self.emit
         let profiler = self.profiler
         let graph = try GraphBuilder(first: decode,
@@ -368,7 +416,7 @@ public final class PipelineRunner: @unchecked Sendable {
             .then(llm, options: try stageOptions("llm_decode", defaultQueue: 4, defaultPolicy: .block, executor: .shared(compute)))
             .sink(name: "sink", queue: 16, policy: .block) { [unowned self] a, info in
                 let j = a.job
-                var text = a.text, pYes = a.pYes, kept = j.keptTokens.count, visual = j.visualTokens
+                var text = a.text, pYes = a.pYes, kept = j.keptTokens, visual = j.visualTokens
                 var changed = false
                 self.lock.withLock {
                     var perStream = self.lastAnswers[j.frame.streamId] ?? [:]
@@ -382,7 +430,7 @@ public final class PipelineRunner: @unchecked Sendable {
                 }
                 var event = AnswerEvent(stream: j.frame.streamId, query: j.query.id, pts: j.frame.pts,
                                         capturedAt: j.frame.capturedAt, answer: text, pYes: pYes, changed: changed,
-                                        reused: j.reused, keptCount: kept, visualTokens: visual, stagesMs: j.ms,
+                                        reused: j.reused, keptCount: kept.count, visualTokens: visual, stagesMs: j.ms,
                                         e2eMs: info.e2eMs)
                 if let track = self.truths[j.frame.streamId] {
                     event.hasTruth = true
@@ -391,6 +439,20 @@ public final class PipelineRunner: @unchecked Sendable {
                 }
                 profiler.recordOutcome(query: j.query.id, fresh: !j.reused, correct: event.correct)
                 emit(event.jsonLine())
+                if let onFrame {
+                    let entry = QueryOverlay(queryId: j.query.id, answer: text, kept: kept, reused: j.reused, correct: event.correct)
+                    let done: [QueryOverlay]? = self.lock.withLock {
+                        var list = a.slot == 0 ? [] : (self.pendingFrame[j.frame.streamId] ?? [])
+                        list.append(entry)
+                        if a.slot + 1 == a.of {
+                            self.pendingFrame[j.frame.streamId] = nil
+                            return list
+                        }
+                        self.pendingFrame[j.frame.streamId] = list
+                        return nil
+                    }
+                    if let done { onFrame(FrameAnswers(frame: j.frame, answers: done)) }
+                }
             }
         try graph.run()
 

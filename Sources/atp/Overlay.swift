@@ -1,6 +1,7 @@
 import Foundation
 import ModelIO
 import Media
+import Pipeline
 
 /// Where each patch of the model's input lies in the original image (undoing resize and center crop).
 struct PatchGeometry {
@@ -57,4 +58,146 @@ func drawOverlay(_ image: RGBImage, geometry: PatchGeometry, kept: [Int]) -> RGB
         }}
     }
     return out
+}
+
+/// Writes a pipeline's answered frames as a video: the frame scaled up, patches kept by no query
+/// dimmed, each query's kept patches outlined in its own colour, and a legend below with each query's
+/// answer (and, with a truth sidecar, whether it was right). It draws the gate's recorded decision
+/// (`FrameAnswers`), never recomputing it. Frames the pipeline dropped repeat the last picture, so the
+/// video keeps the source's timing. One stream is drawn (the first source's).
+final class OverlayVideo: @unchecked Sendable {
+    /// Query outline colours, in query order (then repeating).
+    static let palette: [(UInt8, UInt8, UInt8)] = [(255, 220, 0), (0, 220, 255), (255, 80, 200), (120, 255, 80),
+                                                   (255, 140, 0), (180, 120, 255)]
+    private let url: URL
+    private let processor: ImageProcessor
+    private let grid: (Int, Int)
+    private let fpsChoice: () -> Int
+    private var fps = 10
+    private let stream: String
+    private let queryOrder: [String]
+    private let lock = NSLock()
+    private var writer: VideoWriter?
+    private var geometry: PatchGeometry?
+    private var scale = 1
+    private var firstPts: Double?
+    private var last: RGBImage?
+    private var failure: Error?
+    /// Frames drawn (not counting repeats).
+    private(set) var drawn = 0
+
+    /// - Parameter fps: the video's frame rate, asked when the first frame arrives (the source is open then).
+    init(url: URL, processor: ImageProcessor, grid: (Int, Int), fps: @escaping () -> Int, stream: String, queryOrder: [String]) {
+        self.url = url
+        self.processor = processor
+        self.grid = grid
+        self.fpsChoice = fps
+        self.stream = stream
+        self.queryOrder = queryOrder
+    }
+
+    /// The colour of a query (by its place among the run's queries; later ones take the next colours).
+    private func color(_ id: String) -> (UInt8, UInt8, UInt8) {
+        let i = queryOrder.firstIndex(of: id) ?? queryOrder.count
+        return Self.palette[i % Self.palette.count]
+    }
+
+    /// Draws one answered frame (called from the pipeline's sink thread).
+    func add(_ fa: FrameAnswers) {
+        guard fa.frame.streamId == stream else { return }
+        lock.withLock {
+            guard failure == nil else { return }
+            do { try draw(fa) } catch { failure = error; writer?.cancel(); writer = nil }
+        }
+    }
+
+    private func draw(_ fa: FrameAnswers) throws {
+        let img = fa.frame.image
+        if writer == nil {
+            scale = max(1, 448 / max(img.width, img.height))
+            geometry = try PatchGeometry(processor: processor, imageWidth: img.width, imageHeight: img.height, grid: grid)
+            let w = img.width * scale, h = img.height * scale + legendHeight
+            fps = fpsChoice()
+            writer = try VideoWriter(url: url, width: w + w % 2, height: h + h % 2, fps: fps)
+            firstPts = fa.frame.pts
+        }
+        guard let writer, let geometry, let firstPts else { return }
+        let picture = Self.compose(fa, geometry: geometry, scale: scale, width: writer.width, height: writer.height,
+                                   color: color)
+        // Frame number from the source's clock: a dropped frame repeats the previous picture.
+        let target = Int(((fa.frame.pts - firstPts) * Double(fps)).rounded())
+        if let last, target > writer.frameCount {
+            for _ in 0..<min(target - writer.frameCount, fps * 10) { try writer.write(last) }
+        }
+        if target >= writer.frameCount {   // else: two answered frames in one video frame, keep the first
+            try writer.write(picture)
+            drawn += 1
+        }
+        last = picture
+    }
+
+    private var legendHeight: Int { 8 + queryOrder.count * 20 + 20 }
+
+    /// One picture: the frame scaled by `scale` into a `width`×`height` canvas, patches kept by no query
+    /// dimmed to 35 %, query q's kept patches outlined in `color(id)` inset by q pixels, the legend below.
+    static func compose(_ fa: FrameAnswers, geometry g: PatchGeometry, scale s: Int, width: Int, height: Int,
+                        color: (String) -> (UInt8, UInt8, UInt8)) -> RGBImage {
+        let src = fa.frame.image
+        var out = RGBImage(width: width, height: height, fill: (16, 16, 16))
+        var keptByAny = Set<Int>()
+        for a in fa.answers { keptByAny.formUnion(a.kept) }
+        // Patch index of every source pixel (-1 outside the crop): pixels kept by no query are dimmed.
+        var patchOf = [Int](repeating: -1, count: src.width * src.height)
+        for idx in 0..<(g.grid.0 * g.grid.1) {
+            let (x0, y0, x1, y1) = g.rect(idx)
+            for y in max(0, y0)..<min(src.height, y1) { for x in max(0, x0)..<min(src.width, x1) { patchOf[y * src.width + x] = idx } }
+        }
+        for y in 0..<src.height { for x in 0..<src.width {
+            let p = (y * src.width + x) * 3
+            let keep = keptByAny.contains(patchOf[y * src.width + x])
+            let f = keep ? 100 : 35
+            let r = UInt8(Int(src.pixels[p]) * f / 100), gr = UInt8(Int(src.pixels[p + 1]) * f / 100)
+            let b = UInt8(Int(src.pixels[p + 2]) * f / 100)
+            BitmapFont.fill(&out, x: x * s, y: y * s, width: s, height: s, color: (r, gr, b))
+        }}
+        // Outlines: query q's rectangles are inset by q pixels so that overlapping choices stay visible.
+        for (q, a) in fa.answers.enumerated() {
+            let c = color(a.queryId), inset = q % max(1, s * 4)
+            for idx in a.kept {
+                let (x0, y0, x1, y1) = g.rect(idx)
+                let xa = max(0, x0) * s + inset, ya = max(0, y0) * s + inset
+                let xb = min(src.width, x1) * s - 1 - inset, yb = min(src.height, y1) * s - 1 - inset
+                guard xa < xb, ya < yb else { continue }
+                BitmapFont.fill(&out, x: xa, y: ya, width: xb - xa + 1, height: 1, color: c)
+                BitmapFont.fill(&out, x: xa, y: yb, width: xb - xa + 1, height: 1, color: c)
+                BitmapFont.fill(&out, x: xa, y: ya, width: 1, height: yb - ya + 1, color: c)
+                BitmapFont.fill(&out, x: xb, y: ya, width: 1, height: yb - ya + 1, color: c)
+            }
+        }
+        // Legend: time, then one line per query: "id: answer (K kept)" and the truth mark.
+        var y = src.height * s + 6
+        BitmapFont.draw(String(format: "t=%.1fs  %@", fa.frame.pts, fa.frame.streamId), into: &out, x: 6, y: y, scale: 2,
+                        color: (200, 200, 200))
+        y += 20
+        let fits = max(8, (width - 12) / ((BitmapFont.glyphWidth + 1) * 2))   // characters per line at scale 2
+        for a in fa.answers {
+            var suffix = a.reused ? " | reused" : " | \(a.kept.count) kept"
+            if let ok = a.correct { suffix += ok ? " | right" : " | wrong" }
+            var line = "\(a.queryId): \(a.answer.isEmpty ? "-" : a.answer)"
+            if line.count + suffix.count > fits { line = String(line.prefix(max(1, fits - suffix.count - 2))) + ".." }
+            BitmapFont.draw(line + suffix, into: &out, x: 6, y: y, scale: 2, color: color(a.queryId))
+            y += 20
+        }
+        return out
+    }
+
+    /// Finishes the file; throws the first drawing or writing error of the run, naming the file.
+    func finish() throws -> (frames: Int, drawn: Int) {
+        try lock.withLock {
+            if let failure { throw CLIError("--overlay-video \(url.path): \(failure)") }
+            guard let writer else { throw CLIError("--overlay-video \(url.path): no answered frame of stream '\(stream)' to write") }
+            try writer.finish()
+            return (writer.frameCount, drawn)
+        }
+    }
 }

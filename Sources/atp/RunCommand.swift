@@ -12,6 +12,24 @@ struct RunCommand: ParsableCommand {
     var pipeline: String
     @OptionGroup var flags: PipelineRunFlags
     @OptionGroup var compute: ComputeOptions
+    @Option(name: .customLong("overlay-video"), help: "Also write the first source's answered frames to this video (.mp4, .mkv, .mov, .avi) with each query's kept patches outlined and its answer written below.")
+    var overlayVideo: String?
+    @Option(name: .customLong("overlay-fps"), help: "Frame rate of --overlay-video (default: the source's, else 10).")
+    var overlayFPS: Int?
+
+    func validate() throws {
+        if let overlayFPS, !(1...240).contains(overlayFPS) { throw ValidationError("--overlay-fps \(overlayFPS): must be within 1…240") }
+        if let overlayVideo {
+            let folder = URL(fileURLWithPath: overlayVideo).deletingLastPathComponent().path
+            var isDir: ObjCBool = false
+            guard FileManager.default.fileExists(atPath: folder, isDirectory: &isDir), isDir.boolValue else {
+                throw ValidationError("--overlay-video \(overlayVideo): folder \(folder) does not exist")
+            }
+            guard ["mp4", "mkv", "mov", "avi"].contains(URL(fileURLWithPath: overlayVideo).pathExtension.lowercased()) else {
+                throw ValidationError("--overlay-video \(overlayVideo): use a .mp4, .mkv, .mov or .avi file")
+            }
+        }
+    }
 
     func run() throws {
         try compute.apply()
@@ -20,7 +38,23 @@ struct RunCommand: ParsableCommand {
         let out = LineWriter()
         let runner = try PipelineRunner(spec: spec, options: options) { line in out.write(line) }
         for note in runner.notes { printErr("atp: note: \(note)") }
+        var overlay: OverlayVideo?
+        if let overlayVideo {
+            let stream = spec.sources.first?.id ?? "source"
+            let chosen = overlayFPS
+            let fps = { chosen ?? runner.firstSourceFrameRate.map { max(1, min(240, Int($0.rounded()))) } ?? 10 }
+            let v = OverlayVideo(url: URL(fileURLWithPath: overlayVideo), processor: runner.session.vlm.processor,
+                                 grid: (runner.session.vlm.config.visionConfig.gridSide, runner.session.vlm.config.visionConfig.gridSide),
+                                 fps: fps, stream: stream, queryOrder: runner.queries.all.map(\.id))
+            runner.onFrameAnswered = { v.add($0) }
+            overlay = v
+            if spec.sources.count > 1 { printErr("atp: note: --overlay-video draws stream '\(stream)' only (the first of \(spec.sources.count) sources)") }
+        }
         try flags.runToEnd(runner, name: spec.name)
+        if let overlay, let overlayVideo {
+            let (frames, drawn) = try overlay.finish()
+            printErr("atp: wrote \(overlayVideo): \(frames) frames (\(drawn) answered, the rest repeat the last answered frame)")
+        }
     }
 }
 

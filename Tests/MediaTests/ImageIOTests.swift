@@ -191,3 +191,27 @@ final class ImageIOTests: XCTestCase {
         }
     }
 }
+
+/// The 5×7 label font.
+final class BitmapFontTests: XCTestCase {
+    func testGlyphInkAndWidth() {
+        var img = RGBImage(width: 12, height: 7)
+        BitmapFont.draw("1", into: &img, x: 0, y: 0, color: (255, 0, 0))
+        // "1": ..#.. / .##.. / ..#.. ×4 / .###. → 10 ink pixels, all in columns 1…3.
+        var ink: [(Int, Int)] = []
+        for y in 0..<7 { for x in 0..<12 where img.pixels[(y * 12 + x) * 3] == 255 { ink.append((x, y)) } }
+        XCTAssertEqual(ink.count, 10)
+        XCTAssertTrue(ink.allSatisfy { (1...3).contains($0.0) })
+        XCTAssertEqual(BitmapFont.width(of: "ab", scale: 2), 22)
+        XCTAssertEqual(BitmapFont.width(of: ""), 0)
+        // Scale 2 quadruples the ink; drawing past the edge is clipped, never a crash.
+        var big = RGBImage(width: 20, height: 20)
+        BitmapFont.draw("1", into: &big, x: 0, y: 0, scale: 2, color: (0, 255, 0))
+        XCTAssertEqual(stride(from: 1, to: big.pixels.count, by: 3).filter { big.pixels[$0] == 255 }.count, 40)
+        BitmapFont.draw("W?", into: &big, x: 17, y: 18, scale: 3, color: (0, 0, 255))
+        // An unknown character draws the box glyph (20 ink pixels on its outline).
+        var box = RGBImage(width: 5, height: 7)
+        BitmapFont.draw("\u{263A}", into: &box, x: 0, y: 0, color: (9, 9, 9))
+        XCTAssertEqual(stride(from: 0, to: box.pixels.count, by: 3).filter { box.pixels[$0] == 9 }.count, 20)
+    }
+}
