@@ -39,6 +39,13 @@ public final class VLMSession: @unchecked Sendable {
         var notes: [String] = []
         if let clipFolder {
             let c = try CLIPModel(folder: clipFolder)
+            let mine = vlm.config.visionConfig, theirs = c.vision.config
+            guard mine.isSigLIP || (theirs.imageSize == mine.imageSize && theirs.patchSize == mine.patchSize) else {
+                throw ModelIOError(.shapeMismatch, path: clipFolder.appendingPathComponent("config.json").path,
+                                   "CLIP vision image_size \(theirs.imageSize), patch_size \(theirs.patchSize) differ from the VLM's "
+                                   + "\(mine.imageSize), \(mine.patchSize) in \(vlmFolder.appendingPathComponent("config.json").path): "
+                                   + "relevance needs one patch grid")
+            }
             clip = c
             if vlm.config.visionConfig.isSigLIP {
                 reusesVLMHidden = false

@@ -131,4 +131,19 @@ final class GenerateAskCLITests: XCTestCase {
         try expectError(["generate", "--model", folder.path, "--prompt", "hi"], mentions: ["mamba9", "config.json"])
         try expectError(["ask", "--model", folder.path, "--image", "x.png", "--query", "q"], mentions: ["mamba9", "config.json"])
     }
+
+    func testClipWithAnotherPatchGridIsAOneLineError() throws {
+        // The bundled VLM sees 224 px in 16 px patches; this CLIP sees 80 px: relevance cannot be matched to patches.
+        let vlm = CLI.repo.appendingPathComponent("Samples/models/atp-tiny")
+        let clip = CLI.fixtures.appendingPathComponent("clip/tiny-gelu-p16-f32")
+        let r = try CLI.run(["ask", "--model", vlm.path, "--clip", clip.path, "--image",
+                             CLI.repo.appendingPathComponent("Samples/images/warehouse-frame.png").path, "--query", "Is there a person?"])
+        XCTAssertNotEqual(r.status, 0)
+        XCTAssertEqual(r.stdout, "")
+        XCTAssertEqual(r.stderr.split(separator: "\n").count, 1, r.stderr)
+        XCTAssertFalse(r.stderr.contains("Fatal error"), r.stderr)
+        for m in [clip.appendingPathComponent("config.json").path, vlm.appendingPathComponent("config.json").path, "image_size 80"] {
+            XCTAssertTrue(r.stderr.contains(m), "'\(m)' in: \(r.stderr)")
+        }
+    }
 }
