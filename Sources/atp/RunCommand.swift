@@ -2,6 +2,7 @@ import ArgumentParser
 import Foundation
 import Dispatch
 import Pipeline
+import Serve
 
 struct RunCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -34,23 +35,28 @@ struct RunCommand: ParsableCommand {
     func run() throws {
         try compute.apply()
         let spec = try PipelineSpec.load(from: URL(fileURLWithPath: pipeline))
-        let options = flags.runOptions(threads: compute.threads)
-        let out = LineWriter()
-        let runner = try PipelineRunner(spec: spec, options: options) { line in out.write(line) }
-        for note in runner.notes { printErr("atp: note: \(note)") }
+        // Sinks as the YAML says: JSON Lines to stdout (also when it names none) and files; an http sink
+        // starts `atp serve`'s HTTP service on its address (a token from ATP_SERVE_TOKEN off loopback).
+        let sinks = try EventSinks(spec.sinks, stdoutWhenEmpty: true)
+        var http: ServeConfiguration?
+        if let h = sinks.http {
+            http = ServeConfiguration(host: h.host, port: h.port,
+                                      token: ProcessInfo.processInfo.environment["ATP_SERVE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 })
+        }
         var overlay: OverlayVideo?
-        if let overlayVideo {
+        try PipelineHost.run(spec: spec, sinks: sinks, options: flags.runOptions(threads: compute.threads), flags: flags,
+                             http: http) { runner in
+            guard let overlayVideo else { return }
             let stream = spec.sources.first?.id ?? "source"
             let chosen = overlayFPS
             let fps = { chosen ?? runner.firstSourceFrameRate.map { max(1, min(240, Int($0.rounded()))) } ?? 10 }
+            let grid = runner.session.vlm.config.visionConfig.gridSide
             let v = OverlayVideo(url: URL(fileURLWithPath: overlayVideo), processor: runner.session.vlm.processor,
-                                 grid: (runner.session.vlm.config.visionConfig.gridSide, runner.session.vlm.config.visionConfig.gridSide),
-                                 fps: fps, stream: stream, queryOrder: runner.queries.all.map(\.id))
+                                 grid: (grid, grid), fps: fps, stream: stream, queryOrder: runner.queries.all.map(\.id))
             runner.onFrameAnswered = { v.add($0) }
             overlay = v
             if spec.sources.count > 1 { printErr("atp: note: --overlay-video draws stream '\(stream)' only (the first of \(spec.sources.count) sources)") }
         }
-        try flags.runToEnd(runner, name: spec.name)
         if let overlay, let overlayVideo {
             let (frames, drawn) = try overlay.finish()
             printErr("atp: wrote \(overlayVideo): \(frames) frames (\(drawn) answered, the rest repeat the last answered frame)")
