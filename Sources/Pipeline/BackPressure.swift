@@ -78,11 +78,14 @@ public struct BackPressure: Sendable, Equatable {
     }
 
     /// Decides what one push does, and counts the items that decision drops.
-    /// - Parameter depth: the number of items queued now (0…capacity).
+    /// - Parameters:
+    ///   - depth: the number of items queued now (0…capacity).
+    ///   - override: a policy for this push only (a producer that must not lose items, such as a file
+    ///     read as fast as the graph accepts, pushes with `block`); nil: the edge's policy.
     /// - Returns: the decision for this push.
-    public mutating func decide(depth: Int) -> Decision {
+    public mutating func decide(depth: Int, policy override: OverflowPolicy? = nil) -> Decision {
         precondition(depth >= 0 && depth <= capacity, "depth \(depth) outside 0...\(capacity)")
-        switch policy {
+        switch override ?? policy {
         case .latest:
             if depth == 0 { return .enqueue }
             drops[.latest, default: 0] += depth

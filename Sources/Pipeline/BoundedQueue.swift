@@ -95,17 +95,19 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     }
 
     /// Pushes an item according to the policy. With `block` this waits while the queue is full.
-    /// - Parameter element: the item.
+    /// - Parameters:
+    ///   - element: the item.
+    ///   - override: a policy for this push only (nil: the queue's).
     /// - Returns: what happened to it and to any item it displaced.
     @discardableResult
-    public func push(_ element: Element) -> PushOutcome<Element> {
+    public func push(_ element: Element, policy override: OverflowPolicy? = nil) -> PushOutcome<Element> {
         condition.lock()
         defer { condition.unlock() }
         while true {
             if isClosed {
                 return PushOutcome(enqueued: false, dropped: [], dropReason: nil, closed: true)
             }
-            switch backPressure.decide(depth: items.count) {
+            switch backPressure.decide(depth: items.count, policy: override) {
             case .enqueue:
                 return append(element, dropped: [], reason: nil)
             case .dropOldestThenEnqueue:

@@ -359,14 +359,16 @@ public final class StageGraph<Input: Sendable>: @unchecked Sendable {
 
     /// Offers one item to the first stage's input queue (which may block, drop or replace per its
     /// policy). Items may be submitted before `run()`.
-    /// - Parameter value: the item.
+    /// - Parameters:
+    ///   - value: the item.
+    ///   - override: a policy for this push only (`block` for a producer that must wait for room).
     /// - Returns: the push outcome; `closed` after `finish()`/`cancel()`.
     @discardableResult
-    public func submit(_ value: Input) -> PushOutcome<Envelope<Input>> {
+    public func submit(_ value: Input, policy override: OverflowPolicy? = nil) -> PushOutcome<Envelope<Input>> {
         let info = ItemInfo(sequence: context.takeSequence(), enteredAtNanos: context.clock.nowNanoseconds(),
                             stagesMs: [:], e2eMs: 0)
         context.adjustInFlight(1)
-        let outcome = input.push(Envelope(value: value, info: info))
+        let outcome = input.push(Envelope(value: value, info: info), policy: override)
         if outcome.closed {
             // Refused by a finished graph: neither a frame in nor a drop.
             context.adjustInFlight(-1)

@@ -483,15 +483,9 @@ public final class PipelineRunner: @unchecked Sendable {
             DispatchQueue.global().async(group: group) { [unowned self] in
                 do {
                     while !self.isStopping, let frame = try source.next() {
-                        if paced {
-                            graph.submit(RawFrame(frame: frame))
-                        } else {
-                            // A file read as fast as the graph accepts: wait for room instead of dropping.
-                            while !self.isStopping && graph.queueStats.first!.stats.depth > 0 {
-                                usleep(1000)
-                            }
-                            graph.submit(RawFrame(frame: frame))
-                        }
+                        // Live and paced sources go through the edge's policy; a file read as fast as the
+                        // graph accepts waits for room (block) instead of dropping.
+                        graph.submit(RawFrame(frame: frame), policy: paced ? nil : .block)
                     }
                 } catch {
                     if !self.isStopping { errors.mutate { $0.append("\(error)") } }

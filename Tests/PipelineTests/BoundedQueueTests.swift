@@ -33,6 +33,31 @@ final class BoundedQueueTests: XCTestCase {
         XCTAssertEqual(block.drops, [:])
     }
 
+    func testABlockingPushOnALatestQueueWaitsInsteadOfReplacing() throws {
+        // A file source pushes with `block` into the `latest` video_decode queue: nothing is dropped,
+        // and the producer waits while the queue is full until the consumer makes room.
+        let q = try BoundedQueue<Int>(capacity: 2, policy: .latest, name: "video_decode")
+        XCTAssertTrue(q.push(1, policy: .block).enqueued)
+        XCTAssertTrue(q.push(2, policy: .block).enqueued)
+        XCTAssertEqual(q.depth, 2)
+        let pushed = DispatchSemaphore(value: 0)
+        DispatchQueue.global().async {
+            q.push(3, policy: .block)
+            pushed.signal()
+        }
+        XCTAssertEqual(pushed.wait(timeout: .now() + 0.2), .timedOut, "a full queue makes a blocking push wait")
+        XCTAssertEqual(q.pop(), 1)
+        XCTAssertEqual(pushed.wait(timeout: .now() + 10), .success)
+        XCTAssertEqual([q.pop(), q.pop()], [2, 3])
+        XCTAssertEqual(q.stats.drops, [:])
+        XCTAssertEqual(q.stats.waits, 1)
+        // The queue's own policy still applies to other pushes.
+        q.push(4)
+        q.push(5)
+        XCTAssertEqual(q.stats.drops, [.latest: 1])
+        XCTAssertEqual(q.pop(), 5)
+    }
+
     func testPolicySpellings() {
         XCTAssertEqual(OverflowPolicy(rawValue: "drop-oldest"), .dropOldest)
         XCTAssertEqual(OverflowPolicy(rawValue: "drop-newest"), .dropNewest)
