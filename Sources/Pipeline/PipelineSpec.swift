@@ -9,8 +9,8 @@ import Yams
 /// names the key path. ``load(from:)`` adds the file name and resolves relative model paths (and
 /// relative file sources) against the YAML file's folder.
 public struct PipelineSpec: Codable, Sendable, Equatable {
-    /// Stage names a spec may configure (the stage names of `stages_ms`, plus `relevance_encode`).
-    public static let stageNames = ["video_decode", "encode", "relevance_encode", "gate", "prefill", "llm_decode"]
+    /// Stage names a spec may configure (the graph's stages; `relevance_encode` is timed inside `encode`).
+    public static let stageNames = ["video_decode", "encode", "gate", "prefill", "llm_decode"]
     /// Gate methods a spec may name.
     public static let gateMethods = ["atp", "cls", "text", "random", "uniform", "full"]
 
@@ -60,8 +60,10 @@ public struct PipelineSpec: Codable, Sendable, Equatable {
         try checkUnique(sources.map(\.id), path: decoder.codingPath + [CodingKeys.sources], what: "source id")
         try checkUnique(queries.map(\.id), path: decoder.codingPath + [CodingKeys.queries], what: "query id")
         for stage in stages.keys.sorted() where !Self.stageNames.contains(stage) {
-            throw SpecIssue(decoder.codingPath + [CodingKeys.stages, AnyKey(stage)],
-                            "unknown stage '\(stage)' (expected one of \(Self.stageNames.joined(separator: ", ")))")
+            let why = stage == "relevance_encode"
+                ? "relevance_encode runs inside the encode stage and has no queue of its own; configure 'encode'"
+                : "unknown stage '\(stage)' (expected one of \(Self.stageNames.joined(separator: ", ")))"
+            throw SpecIssue(decoder.codingPath + [CodingKeys.stages, AnyKey(stage)], why)
         }
     }
 
