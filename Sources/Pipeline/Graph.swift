@@ -134,6 +134,15 @@ final class StageNode<S: Stage>: GraphNode, @unchecked Sendable {
                 context.profiler.recordDrop(stage: name, reason: .skip)
                 continue
             }
+            if let forwarded = box.stage.passThrough(envelope.value) {
+                // No work: no executor turn, no latency sample, no budget or K-controller observation.
+                context.adjustInFlight(forwarded.count - 1)
+                for value in forwarded {
+                    let outcome = output.push(Envelope(value: value, info: envelope.info))
+                    context.account(outcome, consumer: output.name)
+                }
+                continue
+            }
             let start = clock.nowNanoseconds()
             let result = run(envelope.value)
             let end = clock.nowNanoseconds()

@@ -360,19 +360,25 @@ public final class PipelineRunner: @unchecked Sendable {
             let ms = Double(DispatchTime.now().uptimeNanoseconds - t0) / 1e6
             return [PreparedFrame(frame: f, pixels: pixels, reused: reused, ms: ["video_decode": ms])]
         }
-        let encode = ClosureStage<PreparedFrame, EncodedFrame>(name: "encode") { p in
-            guard !p.reused else { return [EncodedFrame(frame: p.frame, encoded: nil, reused: true, ms: p.ms)] }
+        // Reused frames (change gate) pass every compute stage without a compute turn, a latency
+        // sample or a K-controller observation (`passThrough`), straight on to the sink.
+        let encode = ClosureStage<PreparedFrame, EncodedFrame>(name: "encode", passThrough: { p in
+            p.reused ? [EncodedFrame(frame: p.frame, encoded: nil, reused: true, ms: p.ms)] : nil
+        }) { p in
             let e = try session.encode(pixels: p.pixels)
             var ms = p.ms
             ms["encode"] = e.encodeMs
             if let r = e.relevanceEncodeMs { ms["relevance_encode"] = r }
             return [EncodedFrame(frame: p.frame, encoded: e, reused: false, ms: ms)]
         }
-        let gate = ClosureStage<EncodedFrame, FrameJobs>(name: "gate") { [unowned self] e in
+        let gate = ClosureStage<EncodedFrame, FrameJobs>(name: "gate", passThrough: { [unowned self] e in
+            guard e.encoded == nil else { return nil }
+            return [FrameJobs(jobs: self.queries.all.map {
+                QueryJob(frame: e.frame, query: $0, encoded: nil, keptTokens: [], visualTokens: 0, reused: true, ms: e.ms)
+            })]
+        }) { [unowned self] e in
             let active = self.queries.all
-            guard let enc = e.encoded else {
-                return [FrameJobs(jobs: active.map { QueryJob(frame: e.frame, query: $0, encoded: nil, keptTokens: [], visualTokens: 0, reused: true, ms: e.ms) })]
-            }
+            guard let enc = e.encoded else { throw PipelineError.invalidGraph("gate: a frame without an encoding was not passed through") }
             let capK = self.knob?.k
             return [FrameJobs(jobs: try active.map { q in
                 var cfg = q.gate
@@ -384,7 +390,9 @@ public final class PipelineRunner: @unchecked Sendable {
                                 visualTokens: enc.encoding.features.rows, reused: false, ms: ms)
             })]
         }
-        let prefill = ClosureStage<FrameJobs, FramePrefills>(name: "prefill") { frame in
+        let prefill = ClosureStage<FrameJobs, FramePrefills>(name: "prefill", passThrough: { frame in
+            frame.jobs.allSatisfy(\.reused) ? [FramePrefills(jobs: frame.jobs.map { PrefilledJob(job: $0, prefill: nil) })] : nil
+        }) { frame in
             [FramePrefills(jobs: try frame.jobs.map { job in
                 guard let enc = job.encoded else { return PrefilledJob(job: job, prefill: nil) }
                 let p = try session.prefill(enc, keptTokens: job.keptTokens, query: job.query.text, maxTokens: maxTokens)
@@ -393,7 +401,10 @@ public final class PipelineRunner: @unchecked Sendable {
                 return PrefilledJob(job: j, prefill: p)
             })]
         }
-        let llm = ClosureStage<FramePrefills, Answered>(name: "llm_decode") { frame in
+        let llm = ClosureStage<FramePrefills, Answered>(name: "llm_decode", passThrough: { frame in
+            guard frame.jobs.allSatisfy({ $0.prefill == nil }) else { return nil }
+            return frame.jobs.enumerated().map { Answered(job: $1.job, text: "", pYes: nil, slot: $0, of: frame.jobs.count) }
+        }) { frame in
             try frame.jobs.enumerated().map { slot, p in
                 guard let pre = p.prefill else { return Answered(job: p.job, text: "", pYes: nil, slot: slot, of: frame.jobs.count) }
                 let a = try session.decode(pre, maxTokens: maxTokens)

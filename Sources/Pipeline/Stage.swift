@@ -24,10 +24,16 @@ public protocol Stage<Input, Output>: SendableMetatype {
     /// - Parameter input: the item.
     /// - Returns: zero or more outputs, in order.
     func process(_ input: Input) throws -> [Output]
+
+    /// An item that needs no work from this stage (e.g. a frame whose answers are reused): its outputs,
+    /// forwarded on the stage's own queue without a turn on the executor, without a latency sample
+    /// or budget check, and without any overrun action (nil: the item is processed).
+    func passThrough(_ input: Input) -> [Output]?
 }
 
 extension Stage {
     public var budgetMs: Double? { nil }
+    public func passThrough(_ input: Input) -> [Output]? { nil }
 }
 
 /// A stage made of a closure: for adapters and tests.
@@ -35,19 +41,24 @@ public struct ClosureStage<Input: Sendable, Output: Sendable>: Stage {
     public let name: String
     public let budgetMs: Double?
     private let body: @Sendable (Input) throws -> [Output]
+    private let bypass: @Sendable (Input) -> [Output]?
 
     /// Creates a stage from a closure.
     /// - Parameters:
     ///   - name: the stage's name.
     ///   - budgetMs: its default budget in milliseconds, if any.
+    ///   - passThrough: the output of an item that needs no work (see ``Stage/passThrough(_:)``).
     ///   - body: the processing function (0 or more outputs per input).
-    public init(name: String, budgetMs: Double? = nil, _ body: @escaping @Sendable (Input) throws -> [Output]) {
+    public init(name: String, budgetMs: Double? = nil, passThrough: @escaping @Sendable (Input) -> [Output]? = { _ in nil },
+                _ body: @escaping @Sendable (Input) throws -> [Output]) {
         self.name = name
         self.budgetMs = budgetMs
         self.body = body
+        self.bypass = passThrough
     }
 
     public func process(_ input: Input) throws -> [Output] { try body(input) }
+    public func passThrough(_ input: Input) -> [Output]? { bypass(input) }
 }
 
 /// A serial queue that heavy stages share so that they do not oversubscribe the cores

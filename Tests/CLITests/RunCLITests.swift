@@ -114,6 +114,29 @@ final class RunCLITests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: prof.path), "profile written on SIGTERM")
     }
 
+    func testReusedFramesTakeNoComputeTurn() throws {
+        // A change threshold of 255 grey levels reuses answers for every frame once a first answer has
+        // reached the sink (the frames already in flight before that are answered afresh): only fresh frames
+        // take compute turns; reused ones appear only in video_decode.
+        let prof = FileManager.default.temporaryDirectory.appendingPathComponent("atp-prof-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: prof) }
+        let r = try CLI.run(["run", pipeline, "--duration", "4", "--change-threshold", "255", "--profile-json", prof.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let answers = try checkEvents(r.stdout)
+        let fresh = answers.filter { ($0["reused"] as! Bool) == false }.count
+        XCTAssertEqual(fresh % 2, 0)
+        let freshFrames = fresh / 2
+        XCTAssertGreaterThan(answers.count, fresh + 10, "most answers are reused")
+        let profile = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: prof)) as? [String: Any])
+        XCTAssertEqual(profile["fresh_answers"] as? Int, fresh)
+        let stages = try XCTUnwrap(profile["stages"] as? [String: [String: Any]])
+        for s in ["prefill", "llm_decode"] { XCTAssertEqual(stages[s]?["count"] as? Int, freshFrames, s) }
+        // encode and gate may also count a fresh frame that a later queue dropped.
+        for s in ["encode", "gate"] { XCTAssertLessThanOrEqual(stages[s]?["count"] as? Int ?? .max, freshFrames + 2, s) }
+        XCTAssertGreaterThanOrEqual(stages["video_decode"]?["count"] as? Int ?? 0, answers.count / 2)
+        for a in answers where a["reused"] as! Bool { XCTAssertEqual(Set((a["stages_ms"] as! [String: Any]).keys), ["video_decode"]) }
+    }
+
     func testRunHonoursTheYAMLSinks() throws {
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atp-sinks-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)

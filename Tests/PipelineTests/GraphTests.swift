@@ -159,6 +159,52 @@ final class GraphTests: XCTestCase {
         XCTAssertThrowsError(try graph.run(), "a graph runs once")
     }
 
+    func testPassedThroughItemsTakeNoComputeTurnNoSampleAndNoKObservation() throws {
+        // Even numbers are "reused frames": every compute stage passes them through. A shrink-k budget
+        // on prefill sees only the odd (real) items; on a manual clock each real prefill takes 5 ms
+        // against a 10 ms budget, so K may only grow from its start, and passed-through items (which
+        // would read as 0 ms) must not be observed at all.
+        let clock = ManualClock()
+        let compute = ComputeExecutor(label: "test.compute")
+        let processed = LockedBox<[String: [Int]]>([:])
+        func stage(_ name: String, ms: Double) -> ClosureStage<Int, Int> {
+            ClosureStage(name: name, passThrough: { $0 % 2 == 0 ? [$0] : nil }) { n in
+                dispatchPrecondition(condition: .onQueue(compute.queue))
+                processed.mutate { $0[name, default: []].append(n) }
+                clock.advance(milliseconds: ms)
+                return [n]
+            }
+        }
+        let knob = KKnob(try KController(kMin: 1, kMax: 100, initial: 50))
+        let out = LockedBox<[(Int, ItemInfo)]>([])
+        let graph = try GraphBuilder(first: stage("encode", ms: 2), options: .init(queue: 32, policy: .block, executor: .shared(compute)),
+                                     clock: clock)
+            .then(stage("prefill", ms: 5), options: .init(queue: 32, policy: .block,
+                                                           budget: try StageBudget(ms: 10, onOverrun: .shrinkK(knob)),
+                                                           executor: .shared(compute)))
+            .sink { v, info in out.mutate { $0.append((v, info)) } }
+        for i in 0..<20 { graph.submit(i) }
+        try graph.run()
+        graph.finish()
+        XCTAssertEqual(graph.inFlight, 0)
+        XCTAssertEqual(out.value.map(\.0), Array(0..<20), "passed-through items still reach the sink, in order")
+        XCTAssertEqual(processed.value["encode"], Array(stride(from: 1, to: 20, by: 2)))
+        XCTAssertEqual(processed.value["prefill"], Array(stride(from: 1, to: 20, by: 2)))
+        for (v, info) in out.value {
+            XCTAssertEqual(info.stagesMs.isEmpty, v % 2 == 0, "a passed-through item carries no stage time")
+        }
+        let p = graph.profiler.stageProfiles().filter { !$0.isSink }
+        XCTAssertEqual(p.map(\.count), [10, 10], "only real items are in the stage histograms")
+        // Ten 5 ms observations under a 10 ms budget: K grows from 50; a 0 ms observation per reused
+        // item would have doubled the observations.
+        var reference = try KController(kMin: 1, kMax: 100, initial: 50)
+        for _ in 0..<10 { _ = reference.observe(latencyMs: 5, budgetMs: 10) }
+        XCTAssertEqual(knob.k, reference.k)
+        var withZeros = try KController(kMin: 1, kMax: 100, initial: 50)
+        for _ in 0..<10 { _ = withZeros.observe(latencyMs: 0, budgetMs: 10); _ = withZeros.observe(latencyMs: 5, budgetMs: 10) }
+        XCTAssertNotEqual(withZeros.k, reference.k, "the check above could tell the difference")
+    }
+
     func testDuplicateStageNamesAndBadCapacityAreErrors() throws {
         let a = ClosureStage<Int, Int>(name: "encode") { [$0] }
         XCTAssertThrowsError(try GraphBuilder(first: a, options: .init(queue: 1)).then(a, options: .init(queue: 1))) {

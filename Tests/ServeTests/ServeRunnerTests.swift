@@ -9,7 +9,12 @@ final class ServeRunnerTests: XCTestCase {
     static let repo = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
 
     func testSamplePipelineServesEventsMetricsAndAcceptsANewQuery() throws {
-        let spec = try PipelineSpec.load(from: Self.repo.appendingPathComponent("Pipelines/warehouse.yaml"))
+        var spec = try PipelineSpec.load(from: Self.repo.appendingPathComponent("Pipelines/warehouse.yaml"))
+        // Without the prefill budget: its shrink-k action would cap K by the machine's load, and this test
+        // checks the added query's own K.
+        XCTAssertNotNil(spec.stages["prefill"]?.budgetMs)
+        spec.stages["prefill"]?.budgetMs = nil
+        spec.stages["prefill"]?.onOverrun = nil
         var options = RunOptions()
         options.duration = 60   // an upper bound; the test stops it sooner
         options.changeThreshold = 0   // every frame is answered afresh
