@@ -471,21 +471,26 @@ def check_packing(llava, tok, image_id, imgs, qas, prefix):
     llava.train()
 
 
-def train_llava(args, out: Path, clip_model, train, val, report):
+def frozen_tower_llava(cfg, clip_model, seed: int):
+    """A `LlavaForConditionalGeneration` of `cfg` (sdpa attention), initialised from `seed`, whose vision
+    tower IS the CLIP's, loaded and frozen."""
     from transformers import LlavaForConditionalGeneration
-    tok = make_lm_tokenizer(out)
-    image_id = tok.convert_tokens_to_ids("<image>")
-    cfg = llava_config(clip_model.config, tok, image_id)
     cfg._attn_implementation = "sdpa"
     cfg.text_config._attn_implementation = "sdpa"
     cfg.vision_config._attn_implementation = "sdpa"
-    torch.manual_seed(args.seed + 1)
+    torch.manual_seed(seed)
     llava = LlavaForConditionalGeneration(cfg)
-    # The vision tower IS the CLIP's, frozen.
     missing = llava.model.vision_tower.load_state_dict(clip_model.vision_model.state_dict(), strict=False)
     assert not missing.unexpected_keys and all("position_ids" in k for k in missing.missing_keys), missing
     for p in llava.model.vision_tower.parameters():
         p.requires_grad_(False)
+    return llava
+
+
+def train_llava(args, out: Path, clip_model, train, val, report):
+    tok = make_lm_tokenizer(out)
+    image_id = tok.convert_tokens_to_ids("<image>")
+    llava = frozen_tower_llava(llava_config(clip_model.config, tok, image_id), clip_model, args.seed + 1)
     prefix, _ = prompt_parts(tok, "x", image_id)
     _, imgs, qas, _ = train
     check_packing(llava, tok, image_id, imgs, qas, prefix)

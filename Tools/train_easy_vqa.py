@@ -45,7 +45,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clip_vocab import write_clip_tokenizer_files  # noqa: E402
-from train_default import (Eta, answer_ids, check_packing, frame_items, log, lm_forward, pack,  # noqa: E402
+from train_default import (Eta, check_packing, frame_items, frozen_tower_llava, log, lm_forward, pack,  # noqa: E402
                            prompt_parts, teacher_forced_accuracy, to_pixels)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -77,13 +77,14 @@ def load_split(folder: Path):
     return names, small, big, [by_image[n] for n in names]
 
 
-def shape_from_questions(qas) -> int:
-    """The image's shape index from its questions (negations resolved), -100 when they do not fix it."""
-    cand = set(SHAPES)
+def attribute_from_questions(qas, values, other) -> int:
+    """The index in `values` (SHAPES or COLORS) of the image's attribute fixed by its questions (negations
+    resolved; `other` is the other attribute's list), -100 when they do not fix it."""
+    cand = set(values)
     for _, q, a in qas:
         words = re.findall(r"[a-z]+", q)
-        named = [w for w in words if w in SHAPES]
-        if a in SHAPES:
+        named = [w for w in words if w in values]
+        if a in values:
             cand &= {a}
         elif a in ("yes", "no") and named:
             negated = "not" in words or q.startswith("is no ")
@@ -91,29 +92,18 @@ def shape_from_questions(qas) -> int:
                 cand &= {named[0]}
             else:
                 cand.discard(named[0])
-        elif a in COLORS and named:                       # "what color is the circle?"
+        elif a in other and named:              # "what color is the circle?" / "what is the blue shape?"
             cand &= {named[0]}
-    assert cand, f"contradictory shape questions: {qas}"
-    return SHAPES.index(cand.pop()) if len(cand) == 1 else -100
+    assert cand, f"contradictory questions about {values}: {qas}"
+    return values.index(cand.pop()) if len(cand) == 1 else -100
+
+
+def shape_from_questions(qas) -> int:
+    return attribute_from_questions(qas, SHAPES, COLORS)
 
 
 def color_from_questions(qas) -> int:
-    cand = set(COLORS)
-    for _, q, a in qas:
-        words = re.findall(r"[a-z]+", q)
-        named = [w for w in words if w in COLORS]
-        if a in COLORS:
-            cand &= {a}
-        elif a in ("yes", "no") and named:
-            negated = "not" in words or q.startswith("is no ")
-            if (a == "yes") != negated:
-                cand &= {named[0]}
-            else:
-                cand.discard(named[0])
-        elif a in SHAPES and named:                       # "what is the blue shape?"
-            cand &= {named[0]}
-    assert cand, f"contradictory colour questions: {qas}"
-    return COLORS.index(cand.pop()) if len(cand) == 1 else -100
+    return attribute_from_questions(qas, COLORS, SHAPES)
 
 
 def pixel_labels(small: np.ndarray):
@@ -410,21 +400,11 @@ def vision_features(tower, imgs: np.ndarray, label: str) -> torch.Tensor:
 
 
 def train_llava(args, out: Path, clip_model, train, tlab, val, report):
-    from transformers import LlavaForConditionalGeneration
     from transformers.models.clip import CLIPImageProcessorPil
     t0 = time.time()
     tok = make_lm_tokenizer(out, train[3])
     image_id = tok.convert_tokens_to_ids("<image>")
-    cfg = llava_config(clip_model.config, tok, image_id)
-    cfg._attn_implementation = "sdpa"
-    cfg.text_config._attn_implementation = "sdpa"
-    cfg.vision_config._attn_implementation = "sdpa"
-    torch.manual_seed(args.seed + 1)
-    llava = LlavaForConditionalGeneration(cfg)
-    missing = llava.model.vision_tower.load_state_dict(clip_model.vision_model.state_dict(), strict=False)
-    assert not missing.unexpected_keys and all("position_ids" in k for k in missing.missing_keys), missing
-    for p in llava.model.vision_tower.parameters():
-        p.requires_grad_(False)
+    llava = frozen_tower_llava(llava_config(clip_model.config, tok, image_id), clip_model, args.seed + 1)
     prefix, _ = prompt_parts(tok, "x", image_id)
     imgs, qas = train[2], train[3]
     templates = yes_no_templates(qas)
