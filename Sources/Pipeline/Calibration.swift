@@ -86,13 +86,10 @@ public struct GateCalibration: Codable, Sendable, Equatable {
         } catch {
             throw PipelineError.spec(file: url.path, key: "", message: "not valid JSON")
         }
-        guard GateMethod(rawValue: c.method) != nil, c.method != "full" else {
-            throw PipelineError.spec(file: url.path, key: "method", message: "unknown or not a pruning method: '\(c.method)'")
+        if let (key, message) = c.gateSpec.issue { throw PipelineError.spec(file: url.path, key: key, message: message) }
+        guard c.method != GateMethod.full.rawValue else {
+            throw PipelineError.spec(file: url.path, key: "method", message: "'full' is not a pruning method")
         }
-        guard (0...1).contains(c.alpha) else { throw PipelineError.spec(file: url.path, key: "alpha", message: "must be in [0, 1], got \(c.alpha)") }
-        guard c.sign == 1 || c.sign == -1 else { throw PipelineError.spec(file: url.path, key: "sign", message: "must be 1 or -1, got \(c.sign)") }
-        guard ScoreNormalization(rawValue: c.norm) != nil else { throw PipelineError.spec(file: url.path, key: "norm", message: "unknown '\(c.norm)'") }
-        guard c.keep > 0, c.keep <= 1 else { throw PipelineError.spec(file: url.path, key: "keep", message: "must be in (0, 1], got \(c.keep)") }
         return c
     }
 

@@ -1,6 +1,7 @@
 // Pipelines/*.yaml: the Codable spec of a pipeline, decoded strictly with Yams.
 import Foundation
 import Yams
+import Gate
 
 /// A pipeline spec, the shape of `Pipelines/*.yaml` in DESIGN.md.
 ///
@@ -12,7 +13,7 @@ public struct PipelineSpec: Codable, Sendable, Equatable {
     /// Stage names a spec may configure (the graph's stages; `relevance_encode` is timed inside `encode`).
     public static let stageNames = ["video_decode", "encode", "gate", "prefill", "llm_decode"]
     /// Gate methods a spec may name.
-    public static let gateMethods = ["atp", "cls", "text", "random", "uniform", "full"]
+    public static let gateMethods = GateMethod.allCases.map(\.rawValue)
 
     /// The pipeline's name.
     public var name: String
@@ -288,30 +289,42 @@ public struct GateSpec: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         let path = decoder.codingPath
         method = try c.decodeIfPresent(String.self, forKey: .method)
-        if let m = method, !PipelineSpec.gateMethods.contains(m) {
-            throw SpecIssue(path + [CodingKeys.method],
-                            "unknown method '\(m)' (expected one of \(PipelineSpec.gateMethods.joined(separator: ", ")))")
-        }
         alpha = try c.decodeIfPresent(Double.self, forKey: .alpha)
-        if let a = alpha, !(a >= 0 && a <= 1) { throw SpecIssue(path + [CodingKeys.alpha], "must be in [0, 1], got \(a)") }
         keep = try c.decodeIfPresent(Double.self, forKey: .keep)
-        if let r = keep, !(r > 0 && r <= 1) { throw SpecIssue(path + [CodingKeys.keep], "must be in (0, 1], got \(r)") }
         tokens = try c.decodeIfPresent(Int.self, forKey: .tokens)
-        if let k = tokens, k < 1 { throw SpecIssue(path + [CodingKeys.tokens], "must be >= 1, got \(k)") }
         mass = try c.decodeIfPresent(Double.self, forKey: .mass)
-        if let m = mass, !(m > 0 && m <= 1) { throw SpecIssue(path + [CodingKeys.mass], "must be in (0, 1], got \(m)") }
         sign = try c.decodeIfPresent(Int.self, forKey: .sign)
-        if let s = sign, s != 1 && s != -1 { throw SpecIssue(path + [CodingKeys.sign], "must be 1 or -1, got \(s)") }
         norm = try c.decodeIfPresent(String.self, forKey: .norm)
-        if let n = norm, n != "minmax" && n != "zscore" {
-            throw SpecIssue(path + [CodingKeys.norm], "unknown norm '\(n)' (expected minmax or zscore)")
-        }
-        let selectors = [(CodingKeys.tokens, tokens != nil), (.keep, keep != nil), (.mass, mass != nil)].filter(\.1)
-        if selectors.count > 1 {
-            throw SpecIssue(path + [selectors[1].0],
-                            "only one of tokens, keep, mass may be given (also got \(selectors[0].0.stringValue))")
-        }
+        if let (key, message) = issue { throw SpecIssue(path + [AnyKey(key)], message) }
     }
+
+    /// The first rule this gate breaks, as (key, message), or nil. The one set of gate rules for the
+    /// pipeline YAML, `gate_config.json` and `POST /queries`: a known method and norm, α in [0, 1], keep
+    /// and mass in (0, 1], tokens ≥ 1, sign ±1, and at most one of tokens, keep, mass.
+    public var issue: (key: String, message: String)? {
+        func show(_ d: Double) -> String { d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : "\(d)" }
+        if let m = method, !PipelineSpec.gateMethods.contains(m) {
+            return ("method", "unknown method '\(m)' (expected one of \(PipelineSpec.gateMethods.joined(separator: ", ")))")
+        }
+        if let a = alpha, !(a >= 0 && a <= 1) { return ("alpha", "must be in [0, 1], got \(show(a))") }
+        if let r = keep, !(r > 0 && r <= 1) { return ("keep", "must be in (0, 1], got \(show(r))") }
+        if let k = tokens, k < 1 { return ("tokens", "must be >= 1, got \(k)") }
+        if let m = mass, !(m > 0 && m <= 1) { return ("mass", "must be in (0, 1], got \(show(m))") }
+        if let s = sign, s != 1 && s != -1 { return ("sign", "must be 1 or -1, got \(s)") }
+        if let n = norm, ScoreNormalization(rawValue: n) == nil {
+            return ("norm", "unknown norm '\(n)' (expected \(ScoreNormalization.allCases.map(\.rawValue).joined(separator: " or ")))")
+        }
+        let selectors = [("tokens", tokens != nil), ("keep", keep != nil), ("mass", mass != nil)].filter(\.1)
+        if selectors.count > 1 {
+            return (selectors[1].0, "only one of tokens, keep, mass may be given (also got \(selectors[0].0))")
+        }
+        return nil
+    }
+
+    /// The gate of a model without `gate_config.json` and a spec that leaves keys out: the paper's
+    /// `atp` at α 0.5, sign +1, min-max, keeping a quarter of the tokens. The one place these defaults live.
+    public static let defaults = GateSpec(method: GateMethod.atp.rawValue, alpha: 0.5, keep: 0.25, sign: 1,
+                                          norm: ScoreNormalization.minmax.rawValue)
 
     /// This gate with `other`'s fields on top; a K choice in `other` replaces this one's.
     public func overridden(by other: GateSpec?) -> GateSpec {

@@ -26,14 +26,16 @@ public struct StandingQuery: Sendable, Equatable {
     }
 }
 
-/// Converts a spec gate block to the gate's configuration (default budget: keep 0.25).
+/// Converts a spec gate block to the gate's configuration, filling what it leaves out from
+/// ``GateSpec/defaults``.
+/// - Throws: ``PipelineError/spec(file:key:message:)`` naming the key that breaks ``GateSpec/issue``.
 public func gateConfig(_ g: GateSpec) throws -> GateConfig {
-    let method = GateMethod(rawValue: g.method ?? "atp") ?? .atp
+    if let (key, message) = g.issue { throw PipelineError.spec(file: "gate", key: key, message: message) }
+    let d = GateSpec.defaults.overridden(by: g)
     let budget: TokenBudget
-    if let t = g.tokens { budget = .tokens(t) } else if let m = g.mass { budget = .mass(m) }
-    else { budget = .keep(g.keep ?? 0.25) }
-    return GateConfig(method: method, alpha: g.alpha ?? 0.5, sign: g.sign ?? 1,
-                      norm: ScoreNormalization(rawValue: g.norm ?? "minmax") ?? .minmax, budget: budget)
+    if let t = d.tokens { budget = .tokens(t) } else if let m = d.mass { budget = .mass(m) } else { budget = .keep(d.keep!) }
+    return GateConfig(method: GateMethod(rawValue: d.method!)!, alpha: d.alpha!, sign: d.sign!,
+                      norm: ScoreNormalization(rawValue: d.norm!)!, budget: budget)
 }
 
 /// The set of standing queries, changed at run time (HTTP API) and read once per frame.

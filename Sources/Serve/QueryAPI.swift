@@ -135,29 +135,10 @@ public enum QueryAPI {
             guard case .string(let s) = v else { throw APIError(status: 400, "gate.\(key): expected a string, got \(v.kind)") }
             return s
         }
-        var spec = GateSpec()
-        spec.method = try string("method")
-        if let m = spec.method, !PipelineSpec.gateMethods.contains(m) {
-            throw APIError(status: 400, "gate.method: unknown method '\(m)' (expected one of \(PipelineSpec.gateMethods.joined(separator: ", ")))")
-        }
-        spec.alpha = try number("alpha")
-        if let a = spec.alpha, !(0...1).contains(a) { throw APIError(status: 400, "gate.alpha: must be in [0, 1], got \(Self.number(a))") }
-        spec.keep = try number("keep")
-        if let r = spec.keep, !(r > 0 && r <= 1) { throw APIError(status: 400, "gate.keep: must be in (0, 1], got \(Self.number(r))") }
-        spec.tokens = try integer("tokens")
-        if let k = spec.tokens, k < 1 { throw APIError(status: 400, "gate.tokens: must be >= 1, got \(k)") }
-        spec.mass = try number("mass")
-        if let m = spec.mass, !(m > 0 && m <= 1) { throw APIError(status: 400, "gate.mass: must be in (0, 1], got \(Self.number(m))") }
-        spec.sign = try integer("sign")
-        if let s = spec.sign, s != 1 && s != -1 { throw APIError(status: 400, "gate.sign: must be 1 or -1, got \(s)") }
-        spec.norm = try string("norm")
-        if let n = spec.norm, n != "minmax" && n != "zscore" {
-            throw APIError(status: 400, "gate.norm: unknown norm '\(n)' (expected minmax or zscore)")
-        }
-        let chosen = ["tokens", "keep", "mass"].filter { g[$0] != nil }
-        if chosen.count > 1 {
-            throw APIError(status: 400, "gate.\(chosen[1]): only one of tokens, keep, mass may be given (also got \(chosen[0]))")
-        }
+        let spec = GateSpec(method: try string("method"), alpha: try number("alpha"), keep: try number("keep"),
+                            tokens: try integer("tokens"), mass: try number("mass"), sign: try integer("sign"),
+                            norm: try string("norm"))
+        if let (key, message) = spec.issue { throw APIError(status: 400, "gate.\(key): \(message)") }
         return spec
     }
 

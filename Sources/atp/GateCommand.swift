@@ -25,14 +25,9 @@ struct GateOptions: ParsableArguments {
     var seed: UInt64 = 0
 
     func validate() throws {
-        let given = [tokens != nil, keep != nil, mass != nil].filter { $0 }.count
-        guard given <= 1 else { throw ValidationError("give at most one of --tokens, --keep, --mass") }
-        if let method, GateMethod(rawValue: method) == nil {
-            throw ValidationError("--method \(method): unknown (use \(GateMethod.allCases.map(\.rawValue).joined(separator: ", ")))")
-        }
-        if let norm, ScoreNormalization(rawValue: norm) == nil { throw ValidationError("--norm \(norm): use minmax or zscore") }
         if let sign, !(sign == "1" || sign == "-1" || sign == "+1") { throw ValidationError("--sign \(sign): use 1 or -1") }
-        if let alpha, !(0...1).contains(alpha) { throw ValidationError("--alpha \(alpha): must be in [0, 1]") }
+        // The gate's one set of rules (GateSpec.issue), as for YAML and HTTP.
+        if let (key, message) = spec.issue { throw ValidationError("--\(key): \(message)") }
     }
 
     /// The flags that were given, as a gate block (nil fields: not given).

@@ -67,7 +67,7 @@ final class CalibrateBenchCLITests: XCTestCase {
             .write(to: model.appendingPathComponent("gate_config.json"))
         r = try CLI.run(["eval", "--model", model.path, "--data", val.path, "--limit", "1"])
         XCTAssertNotEqual(r.status, 0)
-        XCTAssertEqual(r.stderr, "atp: error: \(model.appendingPathComponent("gate_config.json").path): alpha: must be in [0, 1], got 2.0\n")
+        XCTAssertEqual(r.stderr, "atp: error: \(model.appendingPathComponent("gate_config.json").path): alpha: must be in [0, 1], got 2\n")
     }
 
     func testBenchGateRowsCSVAndSVGAndARowThatEvalReproduces() throws {

@@ -51,7 +51,9 @@ final class CalibrationTests: XCTestCase {
         let url = dir.appendingPathComponent("gate_config.json")
         for (text, message) in [
             (#"{"method":"atp","alpha":0.5,"sign":2,"norm":"minmax","keep":0.25,"chosen_on":"v","grid":[]}"#, "sign: must be 1 or -1, got 2"),
-            (#"{"method":"full","alpha":0.5,"sign":1,"norm":"minmax","keep":0.25,"chosen_on":"v","grid":[]}"#, "method: unknown or not a pruning method: 'full'"),
+            (#"{"method":"full","alpha":0.5,"sign":1,"norm":"minmax","keep":0.25,"chosen_on":"v","grid":[]}"#, "method: 'full' is not a pruning method"),
+            (#"{"method":"magic","alpha":0.5,"sign":1,"norm":"minmax","keep":0.25,"chosen_on":"v","grid":[]}"#,
+             "method: unknown method 'magic' (expected one of atp, atp-div, cls, text, random, uniform, full)"),
             (#"{"method":"atp","alpha":0.5,"sign":1,"norm":"minmax","chosen_on":"v","grid":[]}"#, "keep: missing"),
             (#"{"method":"atp","#, "not valid JSON"),
         ] {

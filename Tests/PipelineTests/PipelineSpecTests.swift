@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Gate
 @testable import Pipeline
 
 final class PipelineSpecTests: XCTestCase {
@@ -82,11 +83,11 @@ final class PipelineSpecTests: XCTestCase {
             ("name: p\ngate: {keep: 0.5, tokens: 10}",
              "t.yaml: gate.keep: only one of tokens, keep, mass may be given (also got tokens)"),
             ("name: p\ngate: {alpha: 2}",
-             "t.yaml: gate.alpha: must be in [0, 1], got 2.0"),
+             "t.yaml: gate.alpha: must be in [0, 1], got 2"),
             ("name: p\ngate: {sign: 2}",
              "t.yaml: gate.sign: must be 1 or -1, got 2"),
             ("name: p\ngate: {method: magic}",
-             "t.yaml: gate.method: unknown method 'magic' (expected one of atp, cls, text, random, uniform, full)"),
+             "t.yaml: gate.method: unknown method 'magic' (expected one of atp, atp-div, cls, text, random, uniform, full)"),
             ("name: p\ngate: {norm: l2}",
              "t.yaml: gate.norm: unknown norm 'l2' (expected minmax or zscore)"),
             ("name: p\nqueries: [{id: a, text: x}, {id: a, text: y}]",
@@ -136,5 +137,21 @@ final class PipelineSpecTests: XCTestCase {
             file: "t.yaml", baseDirectory: URL(fileURLWithPath: "/etc/atp"))
         XCTAssertEqual(spec.model?.vlm, "/models/x")
         XCTAssertEqual(spec.sources.map(\.url), ["synthetic:moving-box", "/dev/video0"])
+    }
+
+    func testEveryGateMethodParsesAndDefaultsLiveInOnePlace() throws {
+        for m in GateMethod.allCases {
+            let spec = try PipelineSpec.parse(yaml: "name: p\ngate: {method: \(m.rawValue), tokens: 3}", file: "t.yaml")
+            XCTAssertEqual(try gateConfig(try XCTUnwrap(spec.gate)).method, m)
+        }
+        // An empty gate block is GateSpec.defaults.
+        let c = try gateConfig(GateSpec())
+        XCTAssertEqual(c.method, .atp)
+        XCTAssertEqual(c.alpha, 0.5)
+        XCTAssertEqual(c.sign, 1)
+        XCTAssertEqual(c.norm, .minmax)
+        XCTAssertEqual(c.budget, .keep(0.25))
+        // A gate built in code is checked by the same rules as YAML and HTTP.
+        XCTAssertThrowsError(try gateConfig(GateSpec(method: "magic"))) { XCTAssertEqual("\($0)", "gate: method: unknown method 'magic' (expected one of atp, atp-div, cls, text, random, uniform, full)") }
     }
 }
