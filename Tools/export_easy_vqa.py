@@ -130,6 +130,9 @@ def main() -> None:
     ap.add_argument("--out", required=True, help="folder that receives easy-vqa-{train,val,test}")
     ap.add_argument("--val-count", type=int, default=500, help="train images moved to the validation split")
     ap.add_argument("--val-seed", type=int, default=0, help="seed of the validation images' choice")
+    ap.add_argument("--check", help="also write the first --check-count test images (by id) with all their questions "
+                                    "to this folder: the committed Tests/Fixtures/easyvqa-check")
+    ap.add_argument("--check-count", type=int, default=24)
     args = ap.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -161,6 +164,11 @@ def main() -> None:
                          common | {"split": "validation"} | carve)
             write_folder(zf, out, "easy-vqa-test", sorted(test_m), test_q, test_m,
                          common | {"split": "test"})
+            if args.check:
+                check = Path(args.check)
+                check.parent.mkdir(parents=True, exist_ok=True)
+                write_folder(zf, check.parent, check.name, sorted(test_m)[:args.check_count], test_q, test_m,
+                             common | {"split": "test", "check_of": f"the first {args.check_count} test images by id"})
 
 
 if __name__ == "__main__":

@@ -644,7 +644,16 @@ def main() -> None:
                     help="bf16 autocast (default float32: with torch 2.13's CPU wheel bf16 autocast measured 18x slower "
                          "per CLIP step than float32 on the AMD EPYC of this machine kind)")
     ap.add_argument("--quick", action="store_true", help="a small pilot of the same recipe")
+    ap.add_argument("--clip-from", help="reuse the clip/ folder of an earlier run (beside its train_report.json) "
+                                        "instead of training the CLIP again")
+    ap.add_argument("--answers-of", nargs=2, metavar=("MODEL", "DATA"),
+                    help="train nothing: write transformers' greedy answers of the saved MODEL folder on the DATA "
+                         "folder to --preds (the goldens of Tests/Fixtures/easyvqa-check)")
     args = ap.parse_args()
+    if args.answers_of:
+        report = {}
+        greedy_eval(Path(args.answers_of[0]), Path(args.answers_of[1]), None, report, Path(args.preds))
+        return
     if args.quick:
         args.clip_epochs, args.lm_epochs, args.eval_limit = 2, 1, 300
     torch.set_num_threads(args.threads)
@@ -675,7 +684,16 @@ def main() -> None:
               "test_split_used": False, "torch": torch.__version__,
               "transformers": __import__("transformers").__version__, "threads": args.threads,
               "bf16_autocast": args.bf16, "cpu": cpu_name(), "image_size": SIZE, "patch_size": PATCH, "visual_tokens": GRID * GRID}
-    clip = train_clip(args, tmp / "clip", train, tlab, val, vlab, report)
+    if args.clip_from:
+        # Reuse a CLIP trained by an earlier run of this script (its report carries the CLIP's figures).
+        from transformers import CLIPModel
+        shutil.copytree(Path(args.clip_from), tmp / "clip")
+        clip = CLIPModel.from_pretrained(str(tmp / "clip"), dtype=torch.float32)
+        earlier = json.loads((Path(args.clip_from).parent / "train_report.json").read_text())
+        report["clip"] = earlier["clip"] | {"reused_from": args.clip_from}
+        log(f"CLIP reused from {args.clip_from} (trained by: {earlier['command_line']})")
+    else:
+        clip = train_clip(args, tmp / "clip", train, tlab, val, vlab, report)
     train_llava(args, tmp, clip, train, tlab, val, report)
     preds = Path(args.preds) if args.preds else None
     greedy_eval(tmp, vdir, args.eval_limit or None, report, preds)

@@ -22,6 +22,8 @@ struct EvalCommand: ParsableCommand {
     var maxTokens: Int = 8
     @Option(help: "Compute precision: f32 (the only one this engine has so far).")
     var precision: String = "f32"
+    @Option(help: "Also write each question's answer as JSON Lines to this file: image, question, answer (expected), type, generated, correct.")
+    var predictions: String?
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
     @OptionGroup var compute: ComputeOptions
@@ -73,6 +75,16 @@ struct EvalCommand: ParsableCommand {
         for t in types {
             let (c, n) = result.byType[t]!
             printErr(String(format: "  %-12@ %5d  %.4f", t, n, Double(c) / Double(n)))
+        }
+        if let predictions {
+            var lines: [String] = []
+            for (item, text) in zip(dataFolder.items, result.answers) {
+                lines.append(JSON.object([("image", .string(item.image)), ("question", .string(item.question)),
+                                          ("answer", .string(item.answer)), ("type", .string(item.type)),
+                                          ("generated", .string(text)),
+                                          ("correct", .bool(AnswerScoring.isCorrect(text, expected: item.answer)))]).text)
+            }
+            try writeAtomically(Data((lines.joined(separator: "\n") + "\n").utf8), to: URL(fileURLWithPath: predictions))
         }
         if json { out.printLine() }
     }
