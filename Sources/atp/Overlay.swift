@@ -181,9 +181,13 @@ final class OverlayVideo: @unchecked Sendable {
         y += 20
         let fits = max(8, (width - 12) / ((BitmapFont.glyphWidth + 1) * 2))   // characters per line at scale 2
         for a in fa.answers {
-            var suffix = a.reused ? " | reused" : " | \(a.kept.count) kept"
-            if let ok = a.correct { suffix += ok ? " | right" : " | wrong" }
-            var line = "\(a.queryId): \(a.answer.isEmpty ? "-" : a.answer)"
+            // "id: answer  K=49  right": the query id is shortened first, then the answer.
+            var suffix = a.reused ? "  reused" : "  K=\(a.kept.count)"
+            if let ok = a.correct { suffix += ok ? "  right" : "  wrong" }
+            let answer = ": " + (a.answer.isEmpty ? "-" : a.answer)
+            var id = a.queryId
+            if id.count + answer.count + suffix.count > fits { id = String(id.prefix(max(3, fits - answer.count - suffix.count - 1))) + "." }
+            var line = id + answer
             if line.count + suffix.count > fits { line = String(line.prefix(max(1, fits - suffix.count - 2))) + ".." }
             BitmapFont.draw(line + suffix, into: &out, x: 6, y: y, scale: 2, color: color(a.queryId))
             y += 20
