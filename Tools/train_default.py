@@ -329,20 +329,41 @@ def question_corpus() -> list[str]:
 
 
 def make_lm_tokenizer(out: Path):
+    return train_lm_tokenizer(question_corpus(), out)
+
+
+def train_lm_tokenizer(corpus, out: Path, vocab_size: int = 512):
+    """A byte-level BPE tokenizer trained on `corpus` (an iterable of texts), with <unk> <s> </s>, a BOS
+    post-processor and the added special token <image>; saved to `out` and returned."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
     from transformers import PreTrainedTokenizerFast
     tk = Tokenizer(models.BPE(unk_token=None))
     tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=["<unk>", "<s>", "</s>"],
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=["<unk>", "<s>", "</s>"],
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tk.train_from_iterator(question_corpus(), trainer=trainer)
+    tk.train_from_iterator(corpus, trainer=trainer)
     tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
                                                       special_tokens=[("<s>", tk.token_to_id("<s>"))])
     fast = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
     fast.add_special_tokens({"additional_special_tokens": ["<image>"]})
     fast.save_pretrained(out)
     return fast
+
+
+def lm_train_step(llava, opt, sched, trainable, items, prefix, feats, pad, bf16: bool) -> torch.Tensor:
+    """One optimiser step of the LM (and projector) on packed questions after their frames' features."""
+    ids, pos, mask, (tb, tp, tt) = pack(items, prefix, feats.shape[1], pad)
+    with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        h = lm_forward(llava, ids, pos, mask, feats, len(prefix))
+        logits = llava.lm_head(h[tb, tp])
+    loss = F.cross_entropy(logits.float(), tt)
+    opt.zero_grad(set_to_none=True)
+    loss.backward()
+    torch.nn.utils.clip_grad_norm_(trainable, 1.0)
+    opt.step()
+    sched.step()
+    return loss
 
 
 def prompt_parts(tok, question: str, image_id: int):
@@ -520,16 +541,7 @@ def train_llava(args, out: Path, clip_model, train, val, report):
         for s in range(steps_per_epoch):
             idx = perm[s * args.lm_batch:(s + 1) * args.lm_batch]
             items = [frame_items(tok, qas[i], image_id, cache) for i in idx.tolist()]
-            ids, pos, mask, (tb, tp, tt) = pack(items, prefix, feats.shape[1], pad)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                h = lm_forward(llava, ids, pos, mask, feats[idx], len(prefix))
-                logits = llava.lm_head(h[tb, tp])
-            loss = F.cross_entropy(logits.float(), tt)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            opt.step()
-            sched.step()
+            loss = lm_train_step(llava, opt, sched, trainable, items, prefix, feats[idx], pad, args.bf16)
             step += 1
             eta.step(step, f"loss {loss.item():.4f}")
         acc = teacher_forced_accuracy(llava, tok, image_id, vfeats, val[2], prefix, pad, cache)

@@ -45,7 +45,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clip_vocab import write_clip_tokenizer_files  # noqa: E402
-from train_default import (Eta, check_packing, frame_items, frozen_tower_llava, log, lm_forward, pack,  # noqa: E402
+from train_default import (Eta, check_packing, frame_items, frozen_tower_llava, lm_train_step, log, train_lm_tokenizer,  # noqa: E402
                            prompt_parts, teacher_forced_accuracy, to_pixels)
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -358,22 +358,8 @@ def clip_validation(model, tok, heads, val, vlab):
 # ---------------------------------------------------------------- LM tokenizer and LLaVA
 
 def make_lm_tokenizer(out: Path, qas):
-    """train_default.make_lm_tokenizer on easy-VQA's own questions and answers."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, processors, trainers
-    from transformers import PreTrainedTokenizerFast
-    lines = sorted({f"USER: \n{q} ASSISTANT: {a}" for per in qas for _, q, a in per})
-    tk = Tokenizer(models.BPE(unk_token=None))
-    tk.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tk.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=512, special_tokens=["<unk>", "<s>", "</s>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
-    tk.train_from_iterator(lines * 4, trainer=trainer)
-    tk.post_processor = processors.TemplateProcessing(single="<s> $A", pair="<s> $A <s> $B",
-                                                      special_tokens=[("<s>", tk.token_to_id("<s>"))])
-    fast = PreTrainedTokenizerFast(tokenizer_object=tk, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
-    fast.add_special_tokens({"additional_special_tokens": ["<image>"]})
-    fast.save_pretrained(out)
-    return fast
+    """train_default's LM tokenizer, trained on easy-VQA's own questions and answers."""
+    return train_lm_tokenizer(sorted({f"USER: \n{q} ASSISTANT: {a}" for per in qas for _, q, a in per}) * 4, out)
 
 
 def llava_config(clip_cfg, tok, image_id: int):
@@ -449,16 +435,7 @@ def train_llava(args, out: Path, clip_model, train, tlab, val, report):
             items = [frame_items(tok, qas[i] + extra_yes_no(templates, int(tlab["shape"][i]), int(tlab["color"][i]),
                                                             args.extra_yes_no, qrng), image_id, cache)
                      for i in idx.tolist()]
-            ids, pos, mask, (tb, tp, tt) = pack(items, prefix, f.shape[1], pad)
-            with torch.autocast("cpu", dtype=torch.bfloat16, enabled=args.bf16):
-                h = lm_forward(llava, ids, pos, mask, f, len(prefix))
-                logits = llava.lm_head(h[tb, tp])
-            loss = F.cross_entropy(logits.float(), tt)
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(trainable, 1.0)
-            opt.step()
-            sched.step()
+            loss = lm_train_step(llava, opt, sched, trainable, items, prefix, f, pad, args.bf16)
             step += 1
             eta.step(step, f"loss {loss.item():.4f}")
         acc = teacher_forced_accuracy(llava, tok, image_id, vfeats, val[3], prefix, pad, cache)
