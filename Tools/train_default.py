@@ -181,12 +181,14 @@ def caption(qas, rng: random.Random) -> str:
 
 # ---------------------------------------------------------------- CLIP
 
-def clip_configs(vocab: int, bos: int, eos: int):
+def clip_configs(vocab: int, bos: int, eos: int, size: int = SIZE, patch: int = PATCH, text_layers: int = 3,
+                 text_positions: int = 64):
+    """The small CLIP of both training recipes (the easy-VQA one passes its image size and a smaller text tower)."""
     from transformers import CLIPConfig, CLIPTextConfig, CLIPVisionConfig
     vision = CLIPVisionConfig(hidden_size=192, intermediate_size=768, num_hidden_layers=4, num_attention_heads=6,
-                              image_size=SIZE, patch_size=PATCH, hidden_act="quick_gelu", projection_dim=128)
-    text = CLIPTextConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=3, num_attention_heads=4,
-                          vocab_size=vocab, max_position_embeddings=64, hidden_act="quick_gelu",
+                              image_size=size, patch_size=patch, hidden_act="quick_gelu", projection_dim=128)
+    text = CLIPTextConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=text_layers, num_attention_heads=4,
+                          vocab_size=vocab, max_position_embeddings=text_positions, hidden_act="quick_gelu",
                           bos_token_id=bos, eos_token_id=eos, pad_token_id=eos, projection_dim=128)
     return CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=128)
 

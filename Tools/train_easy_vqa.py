@@ -45,6 +45,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from clip_vocab import write_clip_tokenizer_files  # noqa: E402
+import train_default  # noqa: E402
 from train_default import (Eta, check_packing, frame_items, frozen_tower_llava, lm_train_step, log, train_lm_tokenizer,  # noqa: E402
                            prompt_parts, teacher_forced_accuracy, to_pixels)
 
@@ -185,13 +186,7 @@ def caption(shape: int, color: int, rng: random.Random) -> str:
 # ---------------------------------------------------------------- CLIP
 
 def clip_configs(vocab: int, bos: int, eos: int):
-    from transformers import CLIPConfig, CLIPTextConfig, CLIPVisionConfig
-    vision = CLIPVisionConfig(hidden_size=192, intermediate_size=768, num_hidden_layers=4, num_attention_heads=6,
-                              image_size=SIZE, patch_size=PATCH, hidden_act="quick_gelu", projection_dim=128)
-    text = CLIPTextConfig(hidden_size=128, intermediate_size=512, num_hidden_layers=2, num_attention_heads=4,
-                          vocab_size=vocab, max_position_embeddings=32, hidden_act="quick_gelu",
-                          bos_token_id=bos, eos_token_id=eos, pad_token_id=eos, projection_dim=128)
-    return CLIPConfig(text_config=text.to_dict(), vision_config=vision.to_dict(), projection_dim=128)
+    return train_default.clip_configs(vocab, bos, eos, size=SIZE, patch=PATCH, text_layers=2, text_positions=32)
 
 
 def cosine(opt, total: int, warm: int):
