@@ -128,6 +128,7 @@ public final class SyntheticSource: VideoSource, @unchecked Sendable {
             let due = started! + pts
             if due > now, !sleep(seconds: due - now) { return nil }
         }
+        let workStart = DispatchTime.now().uptimeNanoseconds
         var image: RGBImage
         if let warehouse {
             let f = sceneFrame(index)
@@ -139,7 +140,9 @@ public final class SyntheticSource: VideoSource, @unchecked Sendable {
         if let size = options.outputSize {
             image = try scaler.resize(image, to: size, name: url)
         }
-        let frame = VideoFrame(image: image, pts: pts, capturedAt: Date().timeIntervalSince1970, index: index, streamId: streamId)
+        let decodeMs = Double(DispatchTime.now().uptimeNanoseconds &- workStart) / 1e6
+        let frame = VideoFrame(image: image, pts: pts, capturedAt: Date().timeIntervalSince1970 - decodeMs / 1000,
+                               index: index, streamId: streamId, decodeMs: decodeMs)
         index += 1
         return frame
     }

@@ -198,6 +198,9 @@ final class DecodeSession {
     /// Holds the last decoded frame between `decodeNext()` and `unrefFrame()`.
     let frame: OwnedFrame
     private var draining = false
+    /// Nanoseconds spent inside `av_read_frame` since the session opened (for a live stream mostly
+    /// waiting for packets to arrive, which is not decode work).
+    private(set) var readNanos: UInt64 = 0
 
     /// Result of one decode step.
     enum Step {
@@ -267,7 +270,9 @@ final class DecodeSession {
             if draining { return .end }
             receiveErrors = 0
             beforeRead()
+            let readStart = DispatchTime.now().uptimeNanoseconds
             let rc = av_read_frame(input.pointer, packet.pointer)
+            readNanos &+= DispatchTime.now().uptimeNanoseconds &- readStart
             if rc == eof {
                 draining = true
                 _ = avcodec_send_packet(codec.pointer, nil)

@@ -11,17 +11,24 @@ public struct VideoFrame: Sendable, Equatable {
     /// continuous across loops and reconnects (it keeps increasing; an outage advances it by
     /// the outage's wall-clock length).
     public var pts: Double
-    /// Unix time (seconds) at which the frame was decoded or rendered.
+    /// Unix time (seconds) at which the frame was captured: when the source delivered it, less its
+    /// ``decodeMs`` (for a live stream that is about when its last packet arrived; for a paced file,
+    /// when it fell due less its decode time).
     public var capturedAt: Double
+    /// The source's own work on this frame, in milliseconds: demux, decode and scale (files,
+    /// streams, cameras) or render and scale (synthetic), without pacing sleeps or time spent
+    /// waiting for a live stream's packets.
+    public var decodeMs: Double
     /// 0-based running count of frames this source delivered.
     public var index: Int
     /// The source's id (`SourceOptions.streamId`, else the URL).
     public var streamId: String
 
-    public init(image: RGBImage, pts: Double, capturedAt: Double, index: Int, streamId: String) {
+    public init(image: RGBImage, pts: Double, capturedAt: Double, index: Int, streamId: String, decodeMs: Double = 0) {
         self.image = image
         self.pts = pts
         self.capturedAt = capturedAt
+        self.decodeMs = decodeMs
         self.index = index
         self.streamId = streamId
     }

@@ -160,13 +160,17 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
             }
             guard let s = session else { return nil }
             let live = isLive, timeout = options.readTimeoutMs
+            let started = DispatchTime.now().uptimeNanoseconds, readBefore = s.readNanos
             let step = s.decodeNext(
                 beforeRead: { if live { self.watchdog.arm(ms: timeout) } },
                 onCorrupt: { self.countCorrupt() })
             switch step {
             case .frame:
                 defer { s.unrefFrame() }
-                if let frame = try deliver(from: s) { return frame }
+                // Work on this frame: demux (a file's reads), decode, and the scale in `deliver`; a
+                // live stream's reads are mostly waiting for the network, so they do not count.
+                let waited = live ? s.readNanos &- readBefore : 0
+                if let frame = try deliver(from: s, workStartNanos: started &+ waited) { return frame }
             case .end:
                 session = nil
                 if isLive {
@@ -194,7 +198,9 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
     }
 
     /// Converts the decoded frame, stamps it and paces it; nil when it must be skipped.
-    private func deliver(from s: DecodeSession) throws -> VideoFrame? {
+    /// - Parameter workStartNanos: when the work on this frame began (monotonic), so that the decode
+    ///   time excludes pacing.
+    private func deliver(from s: DecodeSession, workStartNanos: UInt64) throws -> VideoFrame? {
         let image: RGBImage
         do {
             image = try scaler.rgb(from: s.frame.pointer, size: options.outputSize, name: url)
@@ -202,6 +208,8 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
             countCorrupt()
             return nil
         }
+        let decodeNow = DispatchTime.now().uptimeNanoseconds
+        let decodeMs = Double(decodeNow &- min(decodeNow, workStartNanos)) / 1e6
         let now = monotonicSeconds()
         var rel: Double
         if let ticks = s.framePtsTicks {
@@ -227,7 +235,8 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
         if options.realtime && !isLive {
             guard pace(pts: pts) else { return nil }
         }
-        let frame = VideoFrame(image: image, pts: pts, capturedAt: Date().timeIntervalSince1970, index: index, streamId: streamId)
+        let frame = VideoFrame(image: image, pts: pts, capturedAt: Date().timeIntervalSince1970 - decodeMs / 1000,
+                               index: index, streamId: streamId, decodeMs: decodeMs)
         index += 1
         sessionFrames += 1
         lastPts = pts

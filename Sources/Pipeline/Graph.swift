@@ -3,15 +3,28 @@ import Dispatch
 import Foundation
 
 /// Per-item bookkeeping that travels with every item through the graph.
+///
+/// Time accounting: an item is *captured* (``enteredAtNanos``: submission minus the work its
+/// producer already did on it, e.g. the source's decode), then alternates between waiting (in a
+/// queue, then for its stage's executor) and work (the stage's `process`). ``stagesMs`` holds the
+/// work per stage, ``queueMs`` the sum of the waits, and at the sink
+/// `e2eMs = Σ stagesMs + queueMs` up to the few microseconds the graph itself spends between them.
 public struct ItemInfo: Sendable, Equatable {
     /// The index of the source item this one derives from (0, 1, 2, … in submission order).
     public var sequence: UInt64
-    /// The graph clock's reading when the source item was submitted, in nanoseconds.
+    /// The graph clock's reading when the source item was captured, in nanoseconds: its submission
+    /// less the producer's work on it (``StageGraph/submit(_:policy:upstreamWorkMs:)``).
     public var enteredAtNanos: UInt64
-    /// How long each stage took on this item's path, in milliseconds, keyed by stage name.
+    /// The work each stage did on this item's path, in milliseconds, keyed by stage name (the first
+    /// stage's entry includes the producer's work).
     public var stagesMs: [String: Double]
-    /// Submission to sink, in milliseconds (set when the item reaches the sink).
+    /// Capture to sink, in milliseconds (set when the item reaches the sink).
     public var e2eMs: Double
+    /// Total time the item waited in queues and for executors on its path, in milliseconds (the sink's
+    /// queue included once it reaches the sink).
+    public var queueMs: Double = 0
+    /// When the item was last offered to a queue (its wait started), on the graph clock.
+    public var readyAtNanos: UInt64 = 0
 }
 
 /// An item and its bookkeeping, as carried by the queues.
@@ -109,23 +122,29 @@ final class StageNode<S: Stage>: GraphNode, @unchecked Sendable {
         }
     }
 
-    /// Runs `process` on the stage's executor and checks that it is there.
-    private func run(_ value: S.Input) -> Result<[S.Output], Error> {
+    /// Runs `process` on the stage's executor and checks that it is there; returns the result and
+    /// when the work started and ended (the wait for a shared executor's turn comes before `start`).
+    private func run(_ value: S.Input) -> (Result<[S.Output], Error>, start: UInt64, end: UInt64) {
+        let clock = context.clock
+        func timed() -> (Result<[S.Output], Error>, start: UInt64, end: UInt64) {
+            let start = clock.nowNanoseconds()
+            let result = Result { try box.stage.process(value) }
+            return (result, start, clock.nowNanoseconds())
+        }
         switch executor {
         case .own:
             dispatchPrecondition(condition: .onQueue(loopQueue))
-            return Result { try box.stage.process(value) }
+            return timed()
         case .shared(let compute):
             return compute.queue.sync {
                 dispatchPrecondition(condition: .onQueue(compute.queue))
-                return Result { try box.stage.process(value) }
+                return timed()
             }
         }
     }
 
     private func loop() {
         dispatchPrecondition(condition: .onQueue(loopQueue))
-        let clock = context.clock
         var skipNext = false
         while let envelope = input.pop() {
             if skipNext {
@@ -143,11 +162,12 @@ final class StageNode<S: Stage>: GraphNode, @unchecked Sendable {
                 }
                 continue
             }
-            let start = clock.nowNanoseconds()
-            let result = run(envelope.value)
-            let end = clock.nowNanoseconds()
+            let (result, start, end) = run(envelope.value)
             let ms = Double(end &- start) / 1e6
-            context.profiler.record(stage: name, ms: ms)
+            let waitMs = Double(start &- min(start, envelope.info.readyAtNanos)) / 1e6
+            // Work the producer already did for this stage (the source's decode, for the first one).
+            let upstreamMs = envelope.info.stagesMs[name] ?? 0
+            context.profiler.record(stage: name, ms: upstreamMs + ms, waitMs: waitMs)
 
             if let budget {
                 if ms > budget.ms {
@@ -173,7 +193,9 @@ final class StageNode<S: Stage>: GraphNode, @unchecked Sendable {
                 // One item in, outputs.count items out (0: filtered).
                 context.adjustInFlight(outputs.count - 1)
                 var info = envelope.info
-                info.stagesMs[name] = ms
+                info.stagesMs[name] = upstreamMs + ms
+                info.queueMs += waitMs
+                info.readyAtNanos = end
                 for value in outputs {
                     let outcome = output.push(Envelope(value: value, info: info))
                     context.account(outcome, consumer: output.name)
@@ -219,7 +241,9 @@ final class SinkNode<Value: Sendable>: GraphNode, @unchecked Sendable {
         dispatchPrecondition(condition: .onQueue(loopQueue))
         while let envelope = input.pop() {
             var info = envelope.info
-            info.e2eMs = Double(context.clock.nowNanoseconds() &- info.enteredAtNanos) / 1e6
+            let now = context.clock.nowNanoseconds()
+            info.e2eMs = Double(now &- min(now, info.enteredAtNanos)) / 1e6
+            info.queueMs += Double(now &- min(now, info.readyAtNanos)) / 1e6
             context.profiler.recordAnswer(e2eMs: info.e2eMs)
             body(envelope.value, info)
             context.adjustInFlight(-1)
@@ -371,11 +395,18 @@ public final class StageGraph<Input: Sendable>: @unchecked Sendable {
     /// - Parameters:
     ///   - value: the item.
     ///   - override: a policy for this push only (`block` for a producer that must wait for room).
+    ///   - upstreamWorkMs: work already done on the item just before this call (a video source's
+    ///     demux, decode and scale): the item counts as captured that long ago, and the time is
+    ///     the first stage's work (its histogram and `stagesMs` entry include it).
     /// - Returns: the push outcome; `closed` after `finish()`/`cancel()`.
     @discardableResult
-    public func submit(_ value: Input, policy override: OverflowPolicy? = nil) -> PushOutcome<Envelope<Input>> {
-        let info = ItemInfo(sequence: context.takeSequence(), enteredAtNanos: context.clock.nowNanoseconds(),
-                            stagesMs: [:], e2eMs: 0)
+    public func submit(_ value: Input, policy override: OverflowPolicy? = nil,
+                       upstreamWorkMs: Double = 0) -> PushOutcome<Envelope<Input>> {
+        let now = context.clock.nowNanoseconds()
+        let upstream = max(0, upstreamWorkMs.isFinite ? upstreamWorkMs : 0)
+        let upstreamNanos = min(now, UInt64((upstream * 1e6).rounded()))
+        let info = ItemInfo(sequence: context.takeSequence(), enteredAtNanos: now - upstreamNanos,
+                            stagesMs: upstream > 0 ? [firstStage: upstream] : [:], e2eMs: 0, queueMs: 0, readyAtNanos: now)
         context.adjustInFlight(1)
         let outcome = input.push(Envelope(value: value, info: info), policy: override)
         if outcome.closed {

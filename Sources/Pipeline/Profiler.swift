@@ -3,15 +3,19 @@ import Foundation
 import Histogram
 
 /// The `--profile-json` document of DESIGN.md:
-/// `{"stages":{"<stage>":{"count","p50_ms","p95_ms","p99_ms","max_ms","drops","overruns"}},
-///   "e2e":{"p50_ms","p95_ms","p99_ms"},"frames_in","answers"}`.
+/// `{"stages":{"<stage>":{"count","p50_ms","p95_ms","p99_ms","max_ms","wait_p50_ms","wait_p95_ms",
+///   "wait_p99_ms","drops","overruns"}},"e2e":{"p50_ms","p95_ms","p99_ms"},"frames_in","answers",…}`:
+/// `p*_ms` are the stage's work per item, `wait_p*_ms` the time items waited for it (in its input
+/// queue and for its executor), `e2e` capture to sink.
 public struct ProfileReport: Codable, Sendable, Equatable {
     /// One stage's summary.
     public struct StageSummary: Codable, Sendable, Equatable {
         /// Items processed.
         public var count: Int
-        /// Latency percentiles and maximum, in milliseconds (0 when nothing was processed).
+        /// Work percentiles and maximum, in milliseconds (0 when nothing was processed).
         public var p50Ms, p95Ms, p99Ms, maxMs: Double
+        /// Wait percentiles (input queue + executor turn before the work), in milliseconds.
+        public var waitP50Ms, waitP95Ms, waitP99Ms: Double
         /// Items dropped at or by this stage (all reasons).
         public var drops: Int
         /// Items that overran the stage's budget.
@@ -20,6 +24,7 @@ public struct ProfileReport: Codable, Sendable, Equatable {
         enum CodingKeys: String, CodingKey {
             case count, drops, overruns
             case p50Ms = "p50_ms", p95Ms = "p95_ms", p99Ms = "p99_ms", maxMs = "max_ms"
+            case waitP50Ms = "wait_p50_ms", waitP95Ms = "wait_p95_ms", waitP99Ms = "wait_p99_ms"
         }
     }
 
@@ -66,8 +71,10 @@ public struct StageProfile: Sendable {
     public var name: String
     /// Items processed.
     public var count: Int
-    /// Latency percentiles and maximum in milliseconds.
+    /// Work percentiles and maximum in milliseconds.
     public var p50Ms, p95Ms, p99Ms, maxMs: Double
+    /// Wait percentiles in milliseconds (0 when no wait was recorded).
+    public var waitP50Ms = 0.0, waitP95Ms = 0.0, waitP99Ms = 0.0
     /// Drops by reason.
     public var drops: [DropReason: Int]
     /// Budget overruns.
@@ -90,6 +97,7 @@ public struct StageProfile: Sendable {
 public final class Profiler: @unchecked Sendable {
     private struct StageData {
         var histogram = Profiler.makeHistogram()
+        var waits = Profiler.makeHistogram()
         var count = 0
         var maxMs = 0.0
         var drops: [DropReason: Int] = [:]
@@ -150,14 +158,21 @@ public final class Profiler: @unchecked Sendable {
     /// Records one processed item of a stage.
     /// - Parameters:
     ///   - stage: the stage's name.
-    ///   - ms: how long `process` took, in milliseconds.
-    public func record(stage: String, ms: Double) {
-        let us = UInt64(max(0, (ms * 1000).rounded()))
+    ///   - ms: the stage's work on it (`process`, plus a producer's work for the first stage), in ms.
+    ///   - waitMs: how long it waited before that work (input queue, executor turn), in ms.
+    public func record(stage: String, ms: Double, waitMs: Double = 0) {
         withStage(stage) {
-            $0.histogram.record(min(us, 3_600_000_000))
+            $0.histogram.record(Self.micros(ms))
+            $0.waits.record(Self.micros(waitMs))
             $0.count += 1
             $0.maxMs = max($0.maxMs, ms)
         }
+    }
+
+    /// Milliseconds as whole microseconds within the histograms' range.
+    private static func micros(_ ms: Double) -> UInt64 {
+        guard ms.isFinite, ms > 0 else { return 0 }
+        return min(UInt64((ms * 1000).rounded()), 3_600_000_000)
     }
 
     /// Counts items dropped at a stage.
@@ -176,10 +191,10 @@ public final class Profiler: @unchecked Sendable {
 
     /// Records one answer (an item that reached the sink) and its end-to-end latency.
     public func recordAnswer(e2eMs: Double) {
-        let us = UInt64(max(0, (e2eMs * 1000).rounded()))
+        let us = Self.micros(e2eMs)
         lock.withLock {
             answers += 1
-            e2e.record(min(us, 3_600_000_000))
+            e2e.record(us)
         }
     }
 
@@ -204,7 +219,9 @@ public final class Profiler: @unchecked Sendable {
         let snapshot: [(String, StageData)] = lock.withLock { order.map { ($0, stages[$0]!) } }
         return snapshot.map { name, d in
             StageProfile(name: name, count: d.count, p50Ms: Self.ms(d.histogram, 50), p95Ms: Self.ms(d.histogram, 95),
-                         p99Ms: Self.ms(d.histogram, 99), maxMs: roundedMs(d.maxMs), drops: d.drops,
+                         p99Ms: Self.ms(d.histogram, 99), maxMs: roundedMs(d.maxMs),
+                         waitP50Ms: Self.ms(d.waits, 50), waitP95Ms: Self.ms(d.waits, 95), waitP99Ms: Self.ms(d.waits, 99),
+                         drops: d.drops,
                          overruns: d.overruns, budgetMs: d.budgetMs, queue: d.queue?(), isSink: d.isSink)
         }
     }
@@ -215,8 +232,9 @@ public final class Profiler: @unchecked Sendable {
         let (h, frames, answered, freshCount, scores) = lock.withLock { (e2e, framesIn, answers, fresh, scored) }
         var summaries: [String: ProfileReport.StageSummary] = [:]
         for p in profiles where !p.isSink {
-            summaries[p.name] = .init(count: p.count, p50Ms: p.p50Ms, p95Ms: p.p95Ms, p99Ms: p.p99Ms,
-                                      maxMs: p.maxMs, drops: p.totalDrops, overruns: p.overruns)
+            summaries[p.name] = .init(count: p.count, p50Ms: p.p50Ms, p95Ms: p.p95Ms, p99Ms: p.p99Ms, maxMs: p.maxMs,
+                                      waitP50Ms: p.waitP50Ms, waitP95Ms: p.waitP95Ms, waitP99Ms: p.waitP99Ms,
+                                      drops: p.totalDrops, overruns: p.overruns)
         }
         return ProfileReport(stages: summaries,
                              e2e: .init(p50Ms: Self.ms(h, 50), p95Ms: Self.ms(h, 95), p99Ms: Self.ms(h, 99)),
@@ -228,26 +246,29 @@ public final class Profiler: @unchecked Sendable {
     public func renderTable() -> String {
         let profiles = stageProfiles()
         let r = report()
-        let header = ["stage", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "budget", "overruns", "drops", "queue"]
+        let header = ["stage", "count", "p50 ms", "p95 ms", "p99 ms", "max ms", "wait p50", "wait p95", "wait p99",
+                      "budget", "overruns", "drops", "queue"]
         var rows: [[String]] = [header]
         func f(_ x: Double) -> String { String(format: "%.2f", x) }
         for p in profiles {
             let drops = p.drops.isEmpty ? "0"
                 : p.drops.sorted { $0.key < $1.key }.map { "\($0.key.rawValue):\($0.value)" }.joined(separator: " ")
             let queue = p.queue.map { "\($0.depth)/\($0.capacity) hw \($0.highWater) \($0.policy.rawValue)" } ?? "-"
-            rows.append([p.isSink ? "(\(p.name))" : p.name, "\(p.count)", f(p.p50Ms), f(p.p95Ms), f(p.p99Ms), f(p.maxMs),
-                         p.budgetMs.map { f($0) } ?? "-", "\(p.overruns)", drops, queue])
+            let waits = p.isSink ? ["", "", ""] : [f(p.waitP50Ms), f(p.waitP95Ms), f(p.waitP99Ms)]
+            rows.append([p.isSink ? "(\(p.name))" : p.name, "\(p.count)", f(p.p50Ms), f(p.p95Ms), f(p.p99Ms), f(p.maxMs)]
+                        + waits + [p.budgetMs.map { f($0) } ?? "-", "\(p.overruns)", drops, queue])
         }
-        rows.append(["e2e", "\(r.answers)", f(r.e2e.p50Ms), f(r.e2e.p95Ms), f(r.e2e.p99Ms), "", "", "", "", ""])
+        rows.append(["e2e", "\(r.answers)", f(r.e2e.p50Ms), f(r.e2e.p95Ms), f(r.e2e.p99Ms)] + Array(repeating: "", count: 8))
         var widths = [Int](repeating: 0, count: header.count)
         for row in rows { for (i, cell) in row.enumerated() { widths[i] = max(widths[i], cell.count) } }
         var out = rows.map { row in
             row.enumerated().map { i, cell in
                 let pad = String(repeating: " ", count: widths[i] - cell.count)
-                return i == 0 || i >= 8 ? cell + pad : pad + cell
+                return i == 0 || i >= 11 ? cell + pad : pad + cell
             }.joined(separator: "  ").replacingOccurrences(of: "\\s+$", with: "", options: .regularExpression)
         }
-        out.append("frames_in \(r.framesIn), answers \(r.answers) (fresh \(r.freshAnswers))")
+        out.append("frames_in \(r.framesIn), answers \(r.answers) (fresh \(r.freshAnswers)); "
+                   + "p*: work per item, wait p*: time in the stage's queue and waiting for its executor, e2e: capture to answer")
         if let acc = r.accuracy {
             let counts = lock.withLock { scored }
             for q in acc.keys.sorted() {

@@ -253,7 +253,7 @@ public final class HTTPService: @unchecked Sendable {
                 let id = context.parameters.get("id") ?? ""
                 let before = backend.queries.all
                 guard let removed = before.first(where: { $0.id == id }), backend.queries.remove(id: id) else {
-                    throw APIError(status: 404, "id: no standing query \(jsonString(id))")
+                    throw APIError(status: 404, "id: no standing query \(JSONLine.encode(id))")
                 }
                 if !backend.queries.all.contains(where: { $0.text == removed.text }) { backend.forget(removed.text) }
                 return Response(status: .noContent)

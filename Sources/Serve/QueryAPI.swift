@@ -20,7 +20,7 @@ public struct APIError: Error, Equatable, CustomStringConvertible, Sendable {
     public var description: String { "\(status): \(message)" }
 
     /// The body sent to the client: `{"error":"…"}` on one line.
-    public var jsonBody: String { "{\"error\":\(jsonString(message))}" }
+    public var jsonBody: String { JSONLine.encode(["error": message]) }
 }
 
 /// A JSON value decoded strictly: a boolean is never a number and a number is never a boolean.
@@ -95,7 +95,7 @@ public enum QueryAPI {
         guard let idValue = obj["id"] else { throw APIError(status: 400, "id: required") }
         guard case .string(let id) = idValue else { throw APIError(status: 400, "id: expected a string, got \(idValue.kind)") }
         guard isValidID(id) else {
-            throw APIError(status: 400, "id: must be 1…\(maxIDLength) characters from A-Z a-z 0-9 . _ -, got \(jsonString(id))")
+            throw APIError(status: 400, "id: must be 1…\(maxIDLength) characters from A-Z a-z 0-9 . _ -, got \(JSONLine.encode(id))")
         }
         guard let textValue = obj["text"] else { throw APIError(status: 400, "text: required") }
         guard case .string(let text) = textValue else { throw APIError(status: 400, "text: expected a string, got \(textValue.kind)") }
@@ -142,26 +142,47 @@ public enum QueryAPI {
         return spec
     }
 
-    /// One query as the JSON object `GET /queries` lists:
+    /// One query as `GET /queries` lists it:
     /// `{"id","text","gate":{"method","alpha","sign","norm", and "keep" | "tokens" | "mass"}}`.
-    public static func json(_ q: StandingQuery) -> String {
-        let g = q.gate
-        var gate = "\"method\":\(jsonString(g.method.rawValue)),\"alpha\":\(number(g.alpha)),\"sign\":\(g.sign),\"norm\":\(jsonString(g.norm.rawValue))"
-        switch g.budget {
-        case .tokens(let k): gate += ",\"tokens\":\(k)"
-        case .keep(let r): gate += ",\"keep\":\(number(r))"
-        case .mass(let m): gate += ",\"mass\":\(number(m))"
-        case .all: break
+    struct QueryBody: Encodable {
+        struct Gate: Encodable {
+            var method: String, alpha: Double, sign: Int, norm: String
+            var keep: Double?, tokens: Int?, mass: Double?
+
+            func encode(to encoder: Encoder) throws {   // the budget key present only when it applies
+                var c = encoder.container(keyedBy: CodingKeys.self)
+                try c.encode(method, forKey: .method)
+                try c.encode(alpha, forKey: .alpha)
+                try c.encode(sign, forKey: .sign)
+                try c.encode(norm, forKey: .norm)
+                try c.encodeIfPresent(keep, forKey: .keep)
+                try c.encodeIfPresent(tokens, forKey: .tokens)
+                try c.encodeIfPresent(mass, forKey: .mass)
+            }
+            enum CodingKeys: String, CodingKey { case method, alpha, sign, norm, keep, tokens, mass }
         }
-        return "{\"id\":\(jsonString(q.id)),\"text\":\(jsonString(q.text)),\"gate\":{\(gate)}}"
+        var id: String, text: String, gate: Gate
+
+        init(_ q: StandingQuery) {
+            let g = q.gate
+            var gate = Gate(method: g.method.rawValue, alpha: g.alpha, sign: g.sign, norm: g.norm.rawValue)
+            switch g.budget {
+            case .tokens(let k): gate.tokens = k
+            case .keep(let r): gate.keep = r
+            case .mass(let m): gate.mass = m
+            case .all: break
+            }
+            (id, text, self.gate) = (q.id, q.text, gate)
+        }
     }
+
+    /// One query as the JSON object `GET /queries` lists (``QueryBody``).
+    public static func json(_ q: StandingQuery) -> String { JSONLine.encode(QueryBody(q)) }
 
     /// The body of `GET /queries`: a JSON array of ``json(_:)`` objects, in registry order.
-    public static func listJSON(_ queries: [StandingQuery]) -> String {
-        "[" + queries.map(json).joined(separator: ",") + "]"
-    }
+    public static func listJSON(_ queries: [StandingQuery]) -> String { JSONLine.encode(queries.map(QueryBody.init)) }
 
-    /// A number as JSON (shortest form that reads back exactly).
+    /// A number as written in error messages (shortest form that reads back exactly).
     static func number(_ d: Double) -> String {
         guard d.isFinite else { return "null" }
         if d == d.rounded(), abs(d) < 1e15 { return String(Int64(d)) }

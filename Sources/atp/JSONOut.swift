@@ -44,7 +44,7 @@ enum JSON {
     }
 
     static func escape(_ str: String, into s: inout String) {
-        s += jsonString(str)
+        s += JSONLine.encode(str)
     }
 
     /// Prints the value as one line on stdout.

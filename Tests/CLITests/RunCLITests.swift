@@ -13,7 +13,7 @@ final class RunCLITests: XCTestCase {
             let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any], "not JSON: \(line)")
             if obj["event"] != nil { continue }
             XCTAssertEqual(Set(obj.keys), Set(["stream", "query", "pts", "captured_at", "answer", "p_yes", "changed", "reused",
-                                               "kept_count", "visual_tokens", "stages_ms", "e2e_ms"] + (truth ? ["truth", "correct"] : [])),
+                                               "kept_count", "visual_tokens", "stages_ms", "queue_ms", "e2e_ms"] + (truth ? ["truth", "correct"] : [])),
                            "\(line)")
             answers.append(obj)
         }
@@ -55,6 +55,14 @@ final class RunCLITests: XCTestCase {
             let truth = try XCTUnwrap(a["truth"] as? String)
             XCTAssertEqual(a["correct"] as? Bool, (a["answer"] as! String).lowercased() == truth)
         }
+        // Every millisecond accounted for: capture → work and waits → answer, for fresh and reused answers.
+        for a in answers {
+            let work = (a["stages_ms"] as! [String: Double]).values.reduce(0, +)
+            let queue = a["queue_ms"] as! Double, e2e = a["e2e_ms"] as! Double
+            XCTAssertGreaterThan(try XCTUnwrap((a["stages_ms"] as! [String: Double])["video_decode"]), 0)
+            XCTAssertGreaterThanOrEqual(queue, 0)
+            XCTAssertEqual(e2e, work + queue, accuracy: max(1, 0.05 * e2e), "e2e ≠ Σ stages_ms + queue_ms in \(a)")
+        }
         // Every frame is answered for every standing query (queries travel together, so a `latest`
         // queue keeps the newest frame with all its queries rather than starving one of them).
         let ptsByQuery = Dictionary(grouping: answers, by: { $0["query"] as! String }).mapValues { Set($0.map { $0["pts"] as! Double }) }
@@ -86,8 +94,14 @@ final class RunCLITests: XCTestCase {
         let stages = try XCTUnwrap(profile["stages"] as? [String: [String: Any]])
         XCTAssertEqual(Set(stages.keys), Self.stageNames)
         for (_, s) in stages {
-            XCTAssertEqual(Set(s.keys), ["count", "p50_ms", "p95_ms", "p99_ms", "max_ms", "drops", "overruns"])
+            XCTAssertEqual(Set(s.keys), ["count", "p50_ms", "p95_ms", "p99_ms", "max_ms", "wait_p50_ms", "wait_p95_ms",
+                                         "wait_p99_ms", "drops", "overruns"])
         }
+        // The profile's work is what events report as stages_ms: video_decode's median is the median of
+        // the events' video_decode (the same items, fresh and reused), within histogram resolution.
+        let decodes = answers.map { ($0["stages_ms"] as! [String: Double])["video_decode"]! }.sorted()
+        let median = decodes[decodes.count / 2]
+        XCTAssertEqual(stages["video_decode"]?["p50_ms"] as! Double, median, accuracy: max(0.5, 0.5 * median))
         XCTAssertEqual(profile["answers"] as? Int, answers.count)
         XCTAssertTrue(r.stderr.contains("p99"), "profile summary on stderr")
     }

@@ -250,4 +250,43 @@ final class GraphTests: XCTestCase {
         XCTAssertEqual(graph.inFlight, 0)
         XCTAssertEqual(graph.profiler.stageProfiles()[0].drops, [.dropNewest: 2, .closed: 4])
     }
+
+    func testEveryMillisecondIsWorkOrWait() throws {
+        // On a manual clock: a producer did 3 ms of work on each item before submitting it (a source's
+        // decode); "video_decode" takes 2 ms, "encode" 5 ms, both on one compute executor, so items wait
+        // for each other. Each item's e2e (capture → sink) is exactly its work plus its waits, the first
+        // stage's work includes the producer's, and the profile's wait histogram holds the waits.
+        let clock = ManualClock(startNanoseconds: 1_000_000_000)
+        let compute = ComputeExecutor(label: "test.compute")
+        func stage(_ name: String, ms: Double) -> ClosureStage<Int, Int> {
+            ClosureStage(name: name) { n in
+                clock.advance(milliseconds: ms)
+                return [n]
+            }
+        }
+        let out = LockedBox<[ItemInfo]>([])
+        let graph = try GraphBuilder(first: stage("video_decode", ms: 2), options: .init(queue: 16, policy: .block, executor: .shared(compute)),
+                                     clock: clock)
+            .then(stage("encode", ms: 5), options: .init(queue: 16, policy: .block, executor: .shared(compute)))
+            .sink(queue: 16) { _, info in out.mutate { $0.append(info) } }
+        for _ in 0..<6 { graph.submit(0, upstreamWorkMs: 3) }
+        try graph.run()
+        graph.finish()
+        XCTAssertEqual(out.value.count, 6)
+        var waits: [Double] = []
+        for info in out.value {
+            XCTAssertEqual(info.stagesMs, ["video_decode": 5, "encode": 5])
+            XCTAssertEqual(info.e2eMs, info.stagesMs.values.reduce(0, +) + info.queueMs, accuracy: 1e-9)
+            waits.append(info.queueMs)
+        }
+        // All six were submitted at the same instant and the executor runs one item at a time: 6 × 7 ms
+        // of work, so the last item to reach the sink has waited for most of the others.
+        XCTAssertEqual(waits.max()!, out.value.last!.e2eMs - 10, accuracy: 1e-9)
+        XCTAssertGreaterThanOrEqual(waits.max()!, 5 * 2, "later items waited at least for five earlier decodes")
+        let p = graph.profiler.stageProfiles().filter { !$0.isSink }
+        XCTAssertEqual(p[0].p50Ms, 5, "video_decode's work includes the producer's 3 ms")
+        XCTAssertEqual(p[1].p50Ms, 5)
+        XCTAssertGreaterThan(p[0].waitP99Ms, 0)
+        XCTAssertEqual(graph.profiler.report().stages["video_decode"]?.waitP99Ms, p[0].waitP99Ms)
+    }
 }

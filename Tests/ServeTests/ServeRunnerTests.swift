@@ -44,7 +44,7 @@ final class ServeRunnerTests: XCTestCase {
             let obj = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any], data)
             if obj["event"] != nil { continue }
             XCTAssertEqual(Set(obj.keys), ["stream", "query", "pts", "captured_at", "answer", "p_yes", "changed", "reused",
-                                           "kept_count", "visual_tokens", "stages_ms", "e2e_ms", "truth", "correct"])
+                                           "kept_count", "visual_tokens", "stages_ms", "queue_ms", "e2e_ms", "truth", "correct"])
             XCTAssertEqual(obj["stream"] as? String, "aisle3")
             seen[obj["query"] as! String, default: 0] += 1
         }
