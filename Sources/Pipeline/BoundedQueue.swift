@@ -45,11 +45,21 @@ public struct QueueStats: Sendable, Equatable {
 /// is available or the queue is closed and empty. Closing wakes every waiter: later pushes are
 /// refused (`closed`), pops drain what is left and then return `nil`.
 ///
-/// - Complexity: `push` and `pop` are O(capacity) at worst (array head removal); capacities are small.
+/// With a `lane` function (e.g. the item's stream), the queue is fair: each lane has its own
+/// `capacity` and policy (a full lane blocks, drops or replaces only its own items) and `pop`
+/// takes lanes round-robin, so a busy lane cannot starve a quiet one. Within a lane order is FIFO.
+///
+/// - Complexity: `push` and `pop` are O(capacity + lanes) at worst; both are small.
 public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     // Everything below is guarded by `condition`.
     private let condition = NSCondition()
-    private var items: [Element] = []
+    /// Queued items per lane, and the lanes in the order they first appeared.
+    private var lanes: [String: [Element]] = [:]
+    private var laneOrder: [String] = []
+    /// The lane `pop` looks at first.
+    private var cursor = 0
+    private var count = 0
+    private let laneOf: (@Sendable (Element) -> String)?
     private var backPressure: BackPressure
     private var isClosed = false
     private var highWater = 0
@@ -65,20 +75,22 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     ///   - capacity: the most items held; must be ≥ 1.
     ///   - policy: what a push into a full queue does.
     ///   - name: a name for messages.
+    ///   - lane: the lane of an item (nil: one lane, a plain FIFO).
     /// - Throws: ``PipelineError/invalidCapacity(_:edge:)`` when `capacity < 1`.
-    public init(capacity: Int, policy: OverflowPolicy, name: String = "queue") throws {
+    public init(capacity: Int, policy: OverflowPolicy, name: String = "queue",
+                lane: (@Sendable (Element) -> String)? = nil) throws {
         backPressure = try BackPressure(policy: policy, capacity: capacity, edge: name)
         self.name = name
-        items.reserveCapacity(capacity)
+        self.laneOf = lane
     }
 
-    /// The most items the queue holds.
+    /// The most items the queue holds (per lane, when it has lanes).
     public var capacity: Int { backPressure.capacity }
     /// The queue's policy.
     public var policy: OverflowPolicy { backPressure.policy }
 
     /// Items queued now.
-    public var depth: Int { condition.withLock { items.count } }
+    public var depth: Int { condition.withLock { count } }
 
     /// Whether the queue has been closed.
     public var closed: Bool { condition.withLock { isClosed } }
@@ -89,7 +101,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
             var drops = backPressure.drops
             if closedDrops > 0 { drops[.closed, default: 0] += closedDrops }
             return QueueStats(capacity: backPressure.capacity, policy: backPressure.policy,
-                              depth: items.count, highWater: highWater, pushed: pushed, popped: popped,
+                              depth: count, highWater: highWater, pushed: pushed, popped: popped,
                               drops: drops, waits: backPressure.waits, closed: isClosed)
         }
     }
@@ -101,22 +113,29 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     /// - Returns: what happened to it and to any item it displaced.
     @discardableResult
     public func push(_ element: Element, policy override: OverflowPolicy? = nil) -> PushOutcome<Element> {
+        let key = laneOf?(element) ?? ""
         condition.lock()
         defer { condition.unlock() }
+        if lanes[key] == nil {
+            lanes[key] = []
+            laneOrder.append(key)
+        }
         while true {
             if isClosed {
                 return PushOutcome(enqueued: false, dropped: [], dropReason: nil, closed: true)
             }
-            switch backPressure.decide(depth: items.count, policy: override) {
+            switch backPressure.decide(depth: lanes[key]!.count, policy: override) {
             case .enqueue:
-                return append(element, dropped: [], reason: nil)
+                return append(element, lane: key, dropped: [], reason: nil)
             case .dropOldestThenEnqueue:
-                let evicted = items.removeFirst()
-                return append(element, dropped: [evicted], reason: .dropOldest)
+                let evicted = lanes[key]!.removeFirst()
+                count -= 1
+                return append(element, lane: key, dropped: [evicted], reason: .dropOldest)
             case .replaceAll:
-                let evicted = items
-                items.removeAll(keepingCapacity: true)
-                return append(element, dropped: evicted, reason: .latest)
+                let evicted = lanes[key]!
+                lanes[key]!.removeAll(keepingCapacity: true)
+                count -= evicted.count
+                return append(element, lane: key, dropped: evicted, reason: .latest)
             case .dropIncoming:
                 return PushOutcome(enqueued: false, dropped: [element], dropReason: .dropNewest, closed: false)
             case .wait:
@@ -126,10 +145,11 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     }
 
     // Caller holds the lock.
-    private func append(_ element: Element, dropped: [Element], reason: DropReason?) -> PushOutcome<Element> {
-        items.append(element)
+    private func append(_ element: Element, lane: String, dropped: [Element], reason: DropReason?) -> PushOutcome<Element> {
+        lanes[lane]!.append(element)
+        count += 1
         pushed += 1
-        highWater = max(highWater, items.count)
+        highWater = max(highWater, count)
         condition.broadcast()
         return PushOutcome(enqueued: true, dropped: dropped, dropReason: reason, closed: false)
     }
@@ -139,7 +159,7 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     public func pop() -> Element? {
         condition.lock()
         defer { condition.unlock() }
-        while items.isEmpty && !isClosed { condition.wait() }
+        while count == 0 && !isClosed { condition.wait() }
         return takeFirst()
     }
 
@@ -155,19 +175,27 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     public func pop(waitingUntil deadline: Date) -> Element? {
         condition.lock()
         defer { condition.unlock() }
-        while items.isEmpty && !isClosed {
+        while count == 0 && !isClosed {
             if !condition.wait(until: deadline) { break }
         }
         return takeFirst()
     }
 
-    // Caller holds the lock.
+    // Caller holds the lock. The oldest item of the next non-empty lane, round-robin.
     private func takeFirst() -> Element? {
-        guard !items.isEmpty else { return nil }
-        popped += 1
-        let first = items.removeFirst()
-        condition.broadcast()  // wakes a producer blocked on a full `block` queue
-        return first
+        guard count > 0 else { return nil }
+        for step in 0..<laneOrder.count {
+            let i = (cursor + step) % laneOrder.count
+            let key = laneOrder[i]
+            guard !lanes[key]!.isEmpty else { continue }
+            let first = lanes[key]!.removeFirst()
+            cursor = (i + 1) % laneOrder.count
+            count -= 1
+            popped += 1
+            condition.broadcast()  // wakes a producer blocked on a full `block` lane
+            return first
+        }
+        return nil
     }
 
     /// Closes the queue: waiters wake, later pushes are refused, pops drain what is left.
@@ -184,8 +212,9 @@ public final class BoundedQueue<Element: Sendable>: @unchecked Sendable {
     public func closeAndDiscard() -> [Element] {
         condition.withLock {
             isClosed = true
-            let rest = items
-            items.removeAll()
+            let rest = laneOrder.flatMap { lanes[$0]! }
+            for key in laneOrder { lanes[key]!.removeAll() }
+            count = 0
             closedDrops += rest.count
             condition.broadcast()
             return rest

@@ -25,6 +25,8 @@ public struct ItemInfo: Sendable, Equatable {
     public var queueMs: Double = 0
     /// When the item was last offered to a queue (its wait started), on the graph clock.
     public var readyAtNanos: UInt64 = 0
+    /// The item's lane (its stream): every queue of the graph is fair across lanes, see ``BoundedQueue``.
+    public var lane: String = ""
 }
 
 /// An item and its bookkeeping, as carried by the queues.
@@ -282,7 +284,8 @@ public struct GraphBuilder<Input: Sendable, Tail: Sendable> {
         onEvent: (@Sendable (PipelineEvent) -> Void)? = nil
     ) throws where S.Input == Input, S.Output == Tail {
         let context = GraphContext(clock: clock, profiler: profiler, onEvent: onEvent)
-        let queue = try BoundedQueue<Envelope<Input>>(capacity: options.queueCapacity, policy: options.policy, name: stage.name)
+        let queue = try BoundedQueue<Envelope<Input>>(capacity: options.queueCapacity, policy: options.policy, name: stage.name,
+                                                   lane: { $0.info.lane })
         let budget = try effectiveBudget(stage, options)
         profiler.register(stage: stage.name, budgetMs: budget?.ms, queue: { queue.stats })
         self.init(context: context, inputQueue: queue, nodes: [], names: [stage.name],
@@ -312,7 +315,8 @@ public struct GraphBuilder<Input: Sendable, Tail: Sendable> {
         guard !names.contains(stage.name) else {
             throw PipelineError.invalidGraph("duplicate stage name '\(stage.name)'")
         }
-        let queue = try BoundedQueue<Envelope<Tail>>(capacity: options.queueCapacity, policy: options.policy, name: stage.name)
+        let queue = try BoundedQueue<Envelope<Tail>>(capacity: options.queueCapacity, policy: options.policy, name: stage.name,
+                                                   lane: { $0.info.lane })
         let node = pending(queue)
         let context = self.context
         let budget = try effectiveBudget(stage, options)
@@ -335,7 +339,7 @@ public struct GraphBuilder<Input: Sendable, Tail: Sendable> {
     public func sink(name: String = "sink", queue: Int = 8, policy: OverflowPolicy = .block,
                      _ body: @escaping @Sendable (Tail, ItemInfo) -> Void) throws -> StageGraph<Input> {
         guard !names.contains(name) else { throw PipelineError.invalidGraph("duplicate stage name '\(name)'") }
-        let q = try BoundedQueue<Envelope<Tail>>(capacity: queue, policy: policy, name: name)
+        let q = try BoundedQueue<Envelope<Tail>>(capacity: queue, policy: policy, name: name, lane: { $0.info.lane })
         let last = pending(q)
         let sink = SinkNode(name: name, input: q, context: context, body: body)
         context.profiler.register(sink: name, queue: { q.stats })
@@ -398,15 +402,18 @@ public final class StageGraph<Input: Sendable>: @unchecked Sendable {
     ///   - upstreamWorkMs: work already done on the item just before this call (a video source's
     ///     demux, decode and scale): the item counts as captured that long ago, and the time is
     ///     the first stage's work (its histogram and `stagesMs` entry include it).
+    ///   - lane: the item's lane (its stream): queues hold each lane's items apart, with their own
+    ///     capacity, and stages take lanes round-robin.
     /// - Returns: the push outcome; `closed` after `finish()`/`cancel()`.
     @discardableResult
     public func submit(_ value: Input, policy override: OverflowPolicy? = nil,
-                       upstreamWorkMs: Double = 0) -> PushOutcome<Envelope<Input>> {
+                       upstreamWorkMs: Double = 0, lane: String = "") -> PushOutcome<Envelope<Input>> {
         let now = context.clock.nowNanoseconds()
         let upstream = max(0, upstreamWorkMs.isFinite ? upstreamWorkMs : 0)
         let upstreamNanos = min(now, UInt64((upstream * 1e6).rounded()))
         let info = ItemInfo(sequence: context.takeSequence(), enteredAtNanos: now - upstreamNanos,
-                            stagesMs: upstream > 0 ? [firstStage: upstream] : [:], e2eMs: 0, queueMs: 0, readyAtNanos: now)
+                            stagesMs: upstream > 0 ? [firstStage: upstream] : [:], e2eMs: 0, queueMs: 0, readyAtNanos: now,
+                            lane: lane)
         context.adjustInFlight(1)
         let outcome = input.push(Envelope(value: value, info: info), policy: override)
         if outcome.closed {

@@ -133,7 +133,8 @@ public final class PipelineRunner: @unchecked Sendable {
         }, submit: { frame, paced in
             // The source's decode is video_decode's work; a file read as fast as the graph accepts
             // waits for room (block) instead of dropping, live and paced sources meet the edge's policy.
-            graph.submit(RawFrame(frame: frame), policy: paced ? nil : .block, upstreamWorkMs: frame.decodeMs)
+            graph.submit(RawFrame(frame: frame), policy: paced ? nil : .block, upstreamWorkMs: frame.decodeMs,
+                         lane: frame.streamId)
         })
         if let d = options.duration {
             DispatchQueue.global().asyncAfter(deadline: .now() + d) { [weak self] in self?.stop() }

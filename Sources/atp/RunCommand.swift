@@ -163,15 +163,19 @@ final class LiveTable: @unchecked Sendable {
     func stop() { timer?.cancel() }
 }
 
-/// Writes `data` to a temporary file beside `url`, then renames it: nothing half-written is left.
+/// Writes `data` to a temporary file beside `url`, then renames it over `url` (POSIX `rename`, which
+/// replaces an existing file atomically): nothing half-written is left, and an earlier file stays
+/// whole until the new one replaces it. (Foundation's `replaceItemAt` on Linux failed here and lost
+/// the existing file.)
 func writeAtomically(_ data: Data, to url: URL) throws {
     let tmp = url.deletingLastPathComponent().appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
     do {
         try data.write(to: tmp)
-        if FileManager.default.fileExists(atPath: url.path) { _ = try FileManager.default.replaceItemAt(url, withItemAt: tmp) }
-        else { try FileManager.default.moveItem(at: tmp, to: url) }
+        guard rename(tmp.path, url.path) == 0 else {
+            throw CLIError(String(cString: strerror(errno)))
+        }
     } catch {
         try? FileManager.default.removeItem(at: tmp)
-        throw CLIError("\(url.path): cannot write (\(error.localizedDescription))")
+        throw CLIError("\(url.path): cannot write (\((error as? CLIError)?.description ?? error.localizedDescription))")
     }
 }

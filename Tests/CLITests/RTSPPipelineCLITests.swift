@@ -116,4 +116,86 @@ final class RTSPPipelineCLITests: XCTestCase {
         XCTAssertGreaterThan((gap?["seconds"] as? Double) ?? 0, 1)
         XCTAssertEqual(atp.terminationStatus, 0)
     }
+
+    /// Fresh answers per stream and the longest time a stream went without one (by `captured_at`,
+    /// counting the start and end of the window).
+    func freshStats(_ events: [[String: Any]], stream: String, from t0: Double, to t1: Double) -> (count: Int, longestGap: Double) {
+        let times = events.filter { $0["event"] == nil && $0["stream"] as? String == stream && $0["reused"] as? Bool == false }
+            .compactMap { $0["captured_at"] as? Double }.filter { $0 >= t0 && $0 <= t1 }.sorted()
+        let edges = [t0] + times + [t1]
+        return (times.count, zip(edges, edges.dropFirst()).map { $1 - $0 }.max() ?? (t1 - t0))
+    }
+
+    func testThreeStreamsShareTheComputeFairlyThroughAnRTSPOutage() throws {
+        // A 30 fps and a 5 fps synthetic stream and a 10 fps RTSP stream whose pusher is killed for 3 s and
+        // restarted, all in one pipeline: every stream keeps at least 70 % of its fair share of the
+        // measured capacity (min(its rate, capacity / 3)), the synthetic ones never go 2 s without a fresh
+        // answer, also during the outage, and the RTSP stream resumes after it.
+        guard let server = tool("rtsp-server-perl") else { throw XCTSkip("rtsp-server-perl is not installed (Debian package rtsp-server-perl; Tools/setup.sh installs it)") }
+        guard let ffmpeg = tool("ffmpeg") else { throw XCTSkip("the ffmpeg CLI is not installed (Debian package ffmpeg)") }
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atp-fair-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
+        let clientPort = ephemeralPort(), sourcePort = ephemeralPort(), rtp = ephemeralPort(type: Int32(SOCK_DGRAM.rawValue)) & ~1
+        _ = try launch(server, ["--clientport", "\(clientPort)", "--serverport", "\(sourcePort)",
+                                "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
+                                "--rtp_start_port", "\(rtp)", "-l", "2"])
+        let push = ["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
+                    "-pix_fmt", "yuv420p", "-g", "10", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
+                    "-f", "rtsp", "rtsp://127.0.0.1:\(sourcePort)/live"]
+        Thread.sleep(forTimeInterval: 1)
+        var pusher = try launch(ffmpeg, push)
+        Thread.sleep(forTimeInterval: 2)
+        let samples = CLI.repo.appendingPathComponent("Samples/models/atp-tiny").path
+        let yaml = dir.appendingPathComponent("three.yaml")
+        try """
+        name: three-streams
+        sources:
+          - {id: fast, url: "synthetic:shapes?w=160&h=120&fps=30&seed=1", realtime: true}
+          - {id: slow, url: "synthetic:shapes?w=160&h=120&fps=5&seed=2", realtime: true}
+          - {id: cam, url: "rtsp://127.0.0.1:\(clientPort)/live", transport: udp, read_timeout_ms: 1500, reconnect: {initial_ms: 200, max_ms: 1000}}
+        model: {vlm: "\(samples)"}
+        queries:
+          - {id: q, text: "Is there a person?"}
+        sinks: [{jsonl: stdout}]
+        """.write(to: yaml, atomically: true, encoding: .utf8)
+        let out = dir.appendingPathComponent("events.jsonl")
+        let atp = try launch(CLI.binary.path, ["run", yaml.path, "--change-threshold", "0", "--max-tokens", "2"], stdout: out)
+        XCTAssertTrue(waitUntil(20) { Set(lines(out).compactMap { $0["event"] == nil ? $0["stream"] as? String : nil }).count == 3 },
+                      "every stream answers")
+        let start = Date().timeIntervalSince1970
+        Thread.sleep(forTimeInterval: 4)
+        pusher.terminate()
+        pusher.waitUntilExit()
+        let outageStart = Date().timeIntervalSince1970
+        Thread.sleep(forTimeInterval: 3)
+        pusher = try launch(ffmpeg, push)
+        let resumed = waitUntil(15) {
+            let all = lines(out)
+            guard let gap = all.firstIndex(where: { $0["event"] as? String == "gap" }) else { return false }
+            return all[(gap + 1)...].contains { $0["event"] == nil && $0["stream"] as? String == "cam" }
+        }
+        Thread.sleep(forTimeInterval: 2)
+        let end = Date().timeIntervalSince1970
+        atp.terminate()
+        atp.waitUntilExit()
+        XCTAssertEqual(atp.terminationStatus, 0)
+        let all = lines(out)
+        XCTAssertTrue(resumed, "the RTSP stream answers again after its gap: \(all.compactMap { $0["event"] as? String })")
+        let seconds = end - start
+        let stats = Dictionary(uniqueKeysWithValues: ["fast", "slow", "cam"].map { ($0, freshStats(all, stream: $0, from: start, to: end)) })
+        let capacity = Double(stats.values.map(\.count).reduce(0, +)) / seconds
+        let report = stats.map { "\($0.key): \($0.value.count) fresh, longest gap \(String(format: "%.2f", $0.value.longestGap)) s" }.sorted()
+            .joined(separator: "; ") + String(format: "; capacity %.1f answers/s over %.1f s", capacity, seconds)
+        for (stream, rate) in [("fast", 30.0), ("slow", 5.0)] {
+            let share = min(rate, capacity / 3) * seconds
+            XCTAssertGreaterThanOrEqual(Double(stats[stream]!.count), 0.7 * share, "\(stream) below 70 % of its fair share: \(report)")
+            XCTAssertLessThan(stats[stream]!.longestGap, 2, "\(stream) went 2 s without a fresh answer: \(report)")
+        }
+        // Through the outage the other two streams kept answering.
+        for stream in ["fast", "slow"] {
+            XCTAssertGreaterThan(freshStats(all, stream: stream, from: outageStart, to: outageStart + 3).count, 0, "\(stream) during the outage: \(report)")
+        }
+        print("three streams: \(report)")
+    }
 }

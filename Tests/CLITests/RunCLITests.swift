@@ -106,6 +106,21 @@ final class RunCLITests: XCTestCase {
         XCTAssertTrue(r.stderr.contains("p99"), "profile summary on stderr")
     }
 
+    func testProfileJSONReplacesAnExistingFile() throws {
+        // A second run's profile replaces the first one's whole (an earlier version lost the file).
+        let prof = FileManager.default.temporaryDirectory.appendingPathComponent("atp-prof-\(UUID().uuidString).json")
+        defer { try? FileManager.default.removeItem(at: prof) }
+        try Data("{\"old\":true}".utf8).write(to: prof)
+        let r = try CLI.run(["run", pipeline, "--duration", "1", "--profile-json", prof.path])
+        XCTAssertEqual(r.status, 0, r.stderr)
+        let profile = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(contentsOf: prof)) as? [String: Any])
+        XCTAssertNil(profile["old"])
+        XCTAssertNotNil(profile["stages"])
+        let leftovers = try FileManager.default.contentsOfDirectory(atPath: prof.deletingLastPathComponent().path)
+            .filter { $0.hasPrefix(".\(prof.lastPathComponent).tmp") }
+        XCTAssertEqual(leftovers, [], "no temporary file left beside it")
+    }
+
     func testSIGTERMEndsTheRunCleanly() throws {
         let prof = FileManager.default.temporaryDirectory.appendingPathComponent("atp-prof-\(UUID().uuidString).json")
         defer { try? FileManager.default.removeItem(at: prof) }

@@ -199,6 +199,40 @@ final class BoundedQueueTests: XCTestCase {
         XCTAssertEqual(s.popped, n)
     }
 
+    func testLanesHaveTheirOwnCapacityAndPopRoundRobin() throws {
+        // Items "a0"… and "b0"…: the lane is the first letter.
+        let q = try BoundedQueue<String>(capacity: 3, policy: .dropOldest, name: "encode", lane: { String($0.prefix(1)) })
+        for i in 0..<6 { q.push("a\(i)") }
+        q.push("b0")
+        q.push("b1")
+        XCTAssertEqual(q.depth, 5, "each lane holds its own 3")
+        XCTAssertEqual(q.stats.drops, [.dropOldest: 3], "only lane a overflowed")
+        var out: [String] = []
+        while let x = q.tryPop() { out.append(x) }
+        XCTAssertEqual(out, ["a3", "b0", "a4", "b1", "a5"], "round-robin across lanes, FIFO within one")
+
+        // A full `block` lane makes only its own producer wait.
+        let b = try BoundedQueue<String>(capacity: 1, policy: .block, name: "video_decode", lane: { String($0.prefix(1)) })
+        b.push("a0")
+        let blocked = expectation(description: "second push into lane a waits")
+        blocked.isInverted = true
+        DispatchQueue.global().async {
+            b.push("a1")
+            blocked.fulfill()
+        }
+        XCTAssertTrue(b.push("b0").enqueued, "lane b has room although lane a is full")
+        wait(for: [blocked], timeout: 0.2)
+        XCTAssertEqual(b.tryPop(), "a0")
+        XCTAssertEqual(b.tryPop(), "b0")
+        XCTAssertEqual(b.pop(waitingUntil: Date().addingTimeInterval(5)), "a1", "the waiting push completes once lane a has room")
+
+        // `latest` replaces only its own lane.
+        let l = try BoundedQueue<String>(capacity: 2, policy: .latest, name: "video_decode", lane: { String($0.prefix(1)) })
+        for x in ["a0", "b0", "a1", "a2"] { l.push(x) }
+        XCTAssertEqual([l.tryPop(), l.tryPop(), l.tryPop()], ["a2", "b0", nil])
+        XCTAssertEqual(l.closeAndDiscard(), [])
+    }
+
     func testPopWithDeadlineTimesOut() throws {
         let q = try BoundedQueue<Int>(capacity: 1, policy: .latest)
         XCTAssertNil(q.pop(waitingUntil: Date().addingTimeInterval(0.01)))

@@ -289,4 +289,25 @@ final class GraphTests: XCTestCase {
         XCTAssertGreaterThan(p[0].waitP99Ms, 0)
         XCTAssertEqual(graph.profiler.report().stages["video_decode"]?.waitP99Ms, p[0].waitP99Ms)
     }
+
+    func testStreamsShareTheStagesRoundRobin() throws {
+        // 30 items of a fast stream and 5 of a slow one are waiting when the graph starts: the stage
+        // alternates between the streams while both have items, so the slow stream's 5 are done within
+        // the first 10 items, not after the fast stream's 30.
+        let order = LockedBox<[String]>([])
+        let work = ClosureStage<String, String>(name: "encode") { s in
+            order.mutate { $0.append(s) }
+            return [s]
+        }
+        let graph = try GraphBuilder(first: work, options: .init(queue: 64, policy: .block))
+            .sink(queue: 64) { _, _ in }
+        for i in 0..<30 { graph.submit("fast\(i)", lane: "fast") }
+        for i in 0..<5 { graph.submit("slow\(i)", lane: "slow") }
+        try graph.run()
+        graph.finish()
+        XCTAssertEqual(order.value.count, 35)
+        let firstTen = order.value.prefix(10)
+        XCTAssertEqual(firstTen.filter { $0.hasPrefix("slow") }, ["slow0", "slow1", "slow2", "slow3", "slow4"])
+        XCTAssertEqual(Array(firstTen), (0..<5).flatMap { ["fast\($0)", "slow\($0)"] })
+    }
 }
