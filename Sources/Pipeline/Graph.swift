@@ -59,6 +59,15 @@ final class GraphContext: @unchecked Sendable {
         }
     }
 
+    /// Closes a node's input queue and accounts for what it still held (`closed` drops).
+    func discard<T>(_ queue: BoundedQueue<T>, consumer: String) {
+        let rest = queue.closeAndDiscard()
+        if !rest.isEmpty {
+            adjustInFlight(-rest.count)
+            profiler.recordDrop(stage: consumer, reason: .closed, count: rest.count)
+        }
+    }
+
     /// Accounts for the outcome of a push into the queue consumed by `consumer`.
     func account<T>(_ outcome: PushOutcome<T>, consumer: String) {
         if !outcome.dropped.isEmpty {
@@ -116,13 +125,7 @@ final class StageNode<S: Stage>: GraphNode, @unchecked Sendable {
         loopQueue.async(group: group) { self.loop() }
     }
 
-    func discardInput(context: GraphContext) {
-        let rest = input.closeAndDiscard()
-        if !rest.isEmpty {
-            context.adjustInFlight(-rest.count)
-            context.profiler.recordDrop(stage: name, reason: .closed, count: rest.count)
-        }
-    }
+    func discardInput(context: GraphContext) { context.discard(input, consumer: name) }
 
     /// Runs `process` on the stage's executor and checks that it is there; returns the result and
     /// when the work started and ended (the wait for a shared executor's turn comes before `start`).
@@ -231,13 +234,7 @@ final class SinkNode<Value: Sendable>: GraphNode, @unchecked Sendable {
         loopQueue.async(group: group) { self.loop() }
     }
 
-    func discardInput(context: GraphContext) {
-        let rest = input.closeAndDiscard()
-        if !rest.isEmpty {
-            context.adjustInFlight(-rest.count)
-            context.profiler.recordDrop(stage: name, reason: .closed, count: rest.count)
-        }
-    }
+    func discardInput(context: GraphContext) { context.discard(input, consumer: name) }
 
     private func loop() {
         dispatchPrecondition(condition: .onQueue(loopQueue))

@@ -64,12 +64,11 @@ final class RTSPPipelineCLITests: XCTestCase {
         return cond()
     }
 
-    func testOutageIsReportedAndAnswersResume() throws {
+    /// Starts rtsp-server-perl on loopback ports; returns the ffmpeg CLI, the arguments of a 10 fps test
+    /// pusher into it, and the port clients read `rtsp://127.0.0.1:PORT/live` from.
+    func startRTSPServer() throws -> (ffmpeg: String, push: [String], clientPort: Int) {
         guard let server = tool("rtsp-server-perl") else { throw XCTSkip("rtsp-server-perl is not installed (Debian package rtsp-server-perl; Tools/setup.sh installs it)") }
         guard let ffmpeg = tool("ffmpeg") else { throw XCTSkip("the ffmpeg CLI is not installed (Debian package ffmpeg)") }
-        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atp-rtsp-run-\(UUID().uuidString)")
-        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(at: dir) }
         let clientPort = ephemeralPort(), sourcePort = ephemeralPort(), rtp = ephemeralPort(type: Int32(SOCK_DGRAM.rawValue)) & ~1
         _ = try launch(server, ["--clientport", "\(clientPort)", "--serverport", "\(sourcePort)",
                                 "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
@@ -78,8 +77,16 @@ final class RTSPPipelineCLITests: XCTestCase {
                     "-pix_fmt", "yuv420p", "-g", "10", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
                     "-f", "rtsp", "rtsp://127.0.0.1:\(sourcePort)/live"]
         Thread.sleep(forTimeInterval: 1)
+        return (ffmpeg, push, clientPort)
+    }
+
+    func testOutageIsReportedAndAnswersResume() throws {
+        let (ffmpeg, push, clientPort) = try startRTSPServer()
         var pusher = try launch(ffmpeg, push)
         Thread.sleep(forTimeInterval: 2)
+        let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atp-rtsp-run-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(at: dir) }
         let samples = CLI.repo.appendingPathComponent("Samples/models/atp-tiny").path
         let yaml = dir.appendingPathComponent("live.yaml")
         try """
@@ -131,21 +138,12 @@ final class RTSPPipelineCLITests: XCTestCase {
         // restarted, all in one pipeline: every stream keeps at least 70 % of its fair share of the
         // measured capacity (min(its rate, capacity / 3)), the synthetic ones never go 2 s without a fresh
         // answer, also during the outage, and the RTSP stream resumes after it.
-        guard let server = tool("rtsp-server-perl") else { throw XCTSkip("rtsp-server-perl is not installed (Debian package rtsp-server-perl; Tools/setup.sh installs it)") }
-        guard let ffmpeg = tool("ffmpeg") else { throw XCTSkip("the ffmpeg CLI is not installed (Debian package ffmpeg)") }
+        let (ffmpeg, push, clientPort) = try startRTSPServer()
+        var pusher = try launch(ffmpeg, push)
+        Thread.sleep(forTimeInterval: 2)
         let dir = FileManager.default.temporaryDirectory.appendingPathComponent("atp-fair-\(UUID().uuidString)")
         try FileManager.default.createDirectory(at: dir, withIntermediateDirectories: true)
         defer { try? FileManager.default.removeItem(at: dir) }
-        let clientPort = ephemeralPort(), sourcePort = ephemeralPort(), rtp = ephemeralPort(type: Int32(SOCK_DGRAM.rawValue)) & ~1
-        _ = try launch(server, ["--clientport", "\(clientPort)", "--serverport", "\(sourcePort)",
-                                "--client_listen_address", "127.0.0.1", "--source_listen_address", "127.0.0.1",
-                                "--rtp_start_port", "\(rtp)", "-l", "2"])
-        let push = ["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-f", "lavfi", "-i", "testsrc=size=160x120:rate=10",
-                    "-pix_fmt", "yuv420p", "-g", "10", "-c:v", "libx264", "-preset", "ultrafast", "-tune", "zerolatency",
-                    "-f", "rtsp", "rtsp://127.0.0.1:\(sourcePort)/live"]
-        Thread.sleep(forTimeInterval: 1)
-        var pusher = try launch(ffmpeg, push)
-        Thread.sleep(forTimeInterval: 2)
         let samples = CLI.repo.appendingPathComponent("Samples/models/atp-tiny").path
         let yaml = dir.appendingPathComponent("three.yaml")
         try """
