@@ -137,7 +137,7 @@ public final class SyntheticSource: VideoSource, @unchecked Sendable {
         } else {
             image = scene!.render(frame: sceneFrame(index)).0
         }
-        if let size = options.outputSize {
+        if let size = options.outputSize ?? options.scaleTo?(FrameSize(width: image.width, height: image.height)) {
             image = try scaler.resize(image, to: size, name: url)
         }
         let decodeMs = Double(DispatchTime.now().uptimeNanoseconds &- workStart) / 1e6

@@ -59,6 +59,16 @@ final class VideoInput {
     }
 }
 
+/// swscale's resize of RGB images, as video frames get it (bilinear, widened when shrinking):
+/// the fast path that `atp eval --scaler swscale` measures against the PIL-exact processor.
+public enum SwscaleResize {
+    /// `image` resized to `size` (unchanged when the size already matches).
+    /// - Throws: `MediaError` when swscale refuses the geometry.
+    public static func resize(_ image: RGBImage, to size: FrameSize) throws -> RGBImage {
+        try VideoScaler().resize(image, to: size, name: "image")
+    }
+}
+
 /// A converter between pixel formats and sizes (`SwsContext`), rebuilt when the geometry
 /// changes and freed on deinit.
 final class VideoScaler {

@@ -80,6 +80,9 @@ public struct SourceOptions: Sendable {
     public var realtime: Bool
     /// Scale frames to this size (e.g. the model's input size); nil keeps the native size.
     public var outputSize: FrameSize?
+    /// When `outputSize` is nil: scale each frame (with swscale, as part of its decode) to the size
+    /// this returns for its native size, e.g. an image processor's shortest-edge resize.
+    public var scaleTo: (@Sendable (FrameSize) -> FrameSize)?
     /// Decoder threads (`AVCodecContext.thread_count`); 0 lets FFmpeg pick.
     public var decoderThreads: Int
     /// Called on the thread running `next()` for every event (they are also queued for

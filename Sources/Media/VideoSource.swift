@@ -203,7 +203,8 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
     private func deliver(from s: DecodeSession, workStartNanos: UInt64) throws -> VideoFrame? {
         let image: RGBImage
         do {
-            image = try scaler.rgb(from: s.frame.pointer, size: options.outputSize, name: url)
+            let native = FrameSize(width: Int(s.frame.pointer.pointee.width), height: Int(s.frame.pointer.pointee.height))
+            image = try scaler.rgb(from: s.frame.pointer, size: options.outputSize ?? options.scaleTo?(native), name: url)
         } catch {
             countCorrupt()
             return nil

@@ -577,9 +577,13 @@ public struct ImageProcessor: Sendable {
                 throw ModelIOError(.malformed, path: "image",
                                    "image \(width)×\(height) resizes to \(ow)×\(oh) under size \(config.size)")
             }
-            img = try PILResize.resize(rgb: img, width: w, height: h, toWidth: ow, toHeight: oh,
-                                       filter: PILResample(configValue: config.resample))
-            (w, h) = (ow, oh)
+            // PIL returns a copy when the size does not change (so does this): a frame that the video
+            // source already scaled to the resize size with swscale goes straight to the crop.
+            if (oh, ow) != (h, w) {
+                img = try PILResize.resize(rgb: img, width: w, height: h, toWidth: ow, toHeight: oh,
+                                           filter: PILResample(configValue: config.resample))
+                (w, h) = (ow, oh)
+            }
         }
         var top = 0, left = 0, outH = h, outW = w
         if config.doCenterCrop, case .exact(let ch, let cw) = config.cropSize {

@@ -44,8 +44,10 @@ public enum Evaluator {
     ///   model errors as they come.
     /// - Complexity: one encode per distinct image, one gate + prefill + decode per question.
     public static func run(session: VLMSession, data: DataFolder, config: GateConfig, limit: Int? = nil, maxTokens: Int = 8,
+                           scaler: FrameScaling = .pil,
                            progress: (Int, Int, Int) -> Void = { _, _, _ in }) throws -> EvalResult {
-        try runGrid(session: session, data: data, configs: [config], limit: limit, maxTokens: maxTokens) { done, total, correct in
+        try runGrid(session: session, data: data, configs: [config], limit: limit, maxTokens: maxTokens,
+                    scaler: scaler) { done, total, correct in
             progress(done, total, correct[0])
         }[0]
     }
@@ -53,10 +55,14 @@ public enum Evaluator {
     /// Scores several gate configurations in one pass: each image is encoded once, then every
     /// configuration gates, prefills and decodes each of its questions. Each result's time is what
     /// that configuration would have taken alone (the image's encode is counted in every one).
-    /// - Parameter progress: called after each question with (done, total, correct so far per configuration).
+    /// - Parameters:
+    ///   - scaler: `pil` (the processor's exact resize) or `swscale` (images resized to the processor's
+    ///     resize size with swscale first, as video frames are).
+    ///   - progress: called after each question with (done, total, correct so far per configuration).
     /// - Complexity: one encode per distinct image, configs.count gate + prefill + decode per question.
     public static func runGrid(session: VLMSession, data: DataFolder, configs: [GateConfig], limit: Int? = nil,
-                               maxTokens: Int = 8, progress: (Int, Int, [Int]) -> Void = { _, _, _ in }) throws -> [EvalResult] {
+                               maxTokens: Int = 8, scaler: FrameScaling = .pil,
+                               progress: (Int, Int, [Int]) -> Void = { _, _, _ in }) throws -> [EvalResult] {
         let items = Array(data.items.prefix(limit ?? data.items.count))
         var results = configs.map { _ in
             EvalResult(dataset: data.name, count: 0, correct: 0, byType: [:], meanKept: 0,
@@ -69,9 +75,13 @@ public enum Evaluator {
         for (i, item) in items.enumerated() {
             if cachedImage != item.image || encoded == nil {
                 let t0 = DispatchTime.now().uptimeNanoseconds
-                let img: RGBImage
+                var img: RGBImage
                 do { img = try data.image(of: item) } catch {
                     throw DataFolderError("\(data.qaURL.path):\(data.lines[i]): image \"\(item.image)\" does not decode: \(error)")
+                }
+                if scaler == .swscale, session.vlm.processor.config.doResize {
+                    let r = try session.vlm.processor.resizedSize(height: img.height, width: img.width)
+                    img = try SwscaleResize.resize(img, to: FrameSize(width: r.width, height: r.height))
                 }
                 let pixels = try session.preprocess(rgb: img.pixels, width: img.width, height: img.height)
                 encoded = try session.encode(pixels: pixels)

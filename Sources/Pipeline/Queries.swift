@@ -68,5 +68,18 @@ public struct RunOptions: Sendable {
     public var changeThreshold: Double = 1.5
     /// FFmpeg decoder threads.
     public var decoderThreads = 1
+    /// How video frames reach the model's resize size: swscale while decoding (the fast path), or
+    /// the PIL-exact resize of the image processor on the native frame.
+    public var scaler: FrameScaling = .swscale
     public init() {}
+}
+
+/// Where a video frame is resized to the image processor's resize size (the centre crop, rescale
+/// and normalisation are the processor's in both cases).
+public enum FrameScaling: String, Sendable, CaseIterable {
+    /// swscale (bilinear, widened when shrinking) while decoding: fast; the frame the pipeline sees
+    /// (change gate, overlay video) is then at the resize size.
+    case swscale
+    /// The image processor's PIL-exact resize of the native frame: the reference, slower on large frames.
+    case pil
 }

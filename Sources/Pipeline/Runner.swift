@@ -3,6 +3,7 @@ import Dispatch
 import Media
 import Models
 import Gate
+import ModelIO
 
 // The streaming pipeline of DESIGN.md, wired from the named stages in Stages/:
 //   SourcePump (one thread per source: demux + decode + scale, timed as video_decode's work)
@@ -98,6 +99,16 @@ public final class PipelineRunner: @unchecked Sendable {
         return StageOptions(queue: s?.queue ?? defaultQueue, policy: s?.policy ?? defaultPolicy, budget: budget, executor: executor)
     }
 
+    /// The processor's resize size for a native frame size (nil: the processor does not resize).
+    static func resizeSize(_ processor: ImageProcessor) -> (@Sendable (FrameSize) -> FrameSize)? {
+        guard processor.config.doResize else { return nil }
+        return { native in
+            guard let r = try? processor.resizedSize(height: native.height, width: native.width), r.width > 0, r.height > 0
+            else { return native }
+            return FrameSize(width: r.width, height: r.height)
+        }
+    }
+
     /// Runs until the sources end or `stop()`; returns the profile.
     public func run() throws -> ProfileReport {
         let compute = ComputeExecutor(label: "atp.compute")
@@ -127,7 +138,10 @@ public final class PipelineRunner: @unchecked Sendable {
             if specs.isEmpty { specs = [SourceSpec(id: "source", url: o)] } else { specs[0].url = o }
         }
         guard !specs.isEmpty else { throw PipelineError.spec(file: spec.name, key: "sources", message: "no sources (give sources: in the YAML or --source)") }
-        try pump.start(specs, options: options, onEvent: { e in
+        // The swscale fast path: frames leave the decoder at the processor's resize size (its resize is
+        // then a copy); the crop and normalisation stay the processor's.
+        let scaleTo = options.scaler == .swscale ? Self.resizeSize(session.vlm.processor) : nil
+        try pump.start(specs, options: options, scaleTo: scaleTo, onEvent: { e in
             if case .corruptPacket = e { profiler.recordDrop(stage: "video_decode", reason: .error) }
             emit(SourceEventRecord(e).jsonLine())
         }, submit: { frame, paced in

@@ -26,6 +26,8 @@ struct EvalCommand: ParsableCommand {
     var predictions: String?
     @Flag(help: "Print one JSON object on stdout.")
     var json = false
+    @Option(help: "How images reach the model's resize size: pil (the image processor's exact resize, the default) or swscale (the video frames' fast path, to measure what it costs).")
+    var scaler: FrameScaling = .pil
     @OptionGroup var compute: ComputeOptions
 
     func validate() throws {
@@ -48,7 +50,8 @@ struct EvalCommand: ParsableCommand {
         let progress = Progress(label: "eval", total: total)
         let result: EvalResult
         do {
-            result = try Evaluator.run(session: session, data: dataFolder, config: config, limit: limit, maxTokens: maxTokens) {
+            result = try Evaluator.run(session: session, data: dataFolder, config: config, limit: limit, maxTokens: maxTokens,
+                                    scaler: scaler) {
                 done, _, correct in progress.update(done, extra: String(format: "accuracy %.3f", Double(correct) / Double(done)))
             }
         } catch let e as DataFolderError {
@@ -68,7 +71,7 @@ struct EvalCommand: ParsableCommand {
             ("method", .string(config.method.rawValue)), ("alpha", .double(session.hasRelevance ? config.alpha : 0)),
             ("sign", .int(config.sign)), ("keep", keep), ("mean_kept", .double(result.meanKept)),
             ("visual_tokens", .int(result.visualTokens)), ("precision", .string(precision)),
-            ("ms_per_answer", .double(result.msPerAnswer)),
+            ("ms_per_answer", .double(result.msPerAnswer)), ("scaler", .string(scaler.rawValue)),
         ])
         printErr(String(format: "eval: %@: %d questions, accuracy %.4f, %.1f ms per answer, mean kept %.1f of %d",
                         result.dataset, result.count, result.accuracy, result.msPerAnswer, result.meanKept, result.visualTokens))

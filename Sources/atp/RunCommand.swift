@@ -80,6 +80,8 @@ struct PipelineRunFlags: ParsableArguments {
     var maxTokens: Int = 8
     @Option(name: .customLong("change-threshold"), help: "Mean grey-level difference under which a frame reuses the last answers (0 disables).")
     var changeThreshold: Double = 1.5
+    @Option(help: "Where video frames are resized to the model's resize size: swscale while decoding (fast) or pil (the image processor's exact resize of the native frame).")
+    var scaler: FrameScaling = .swscale
 
     func validate() throws {
         if let duration, !(duration > 0) { throw ValidationError("--duration \(duration): must be > 0") }
@@ -113,10 +115,13 @@ struct PipelineRunFlags: ParsableArguments {
         o.realtime = realtime
         o.maxTokens = maxTokens
         o.changeThreshold = changeThreshold
+        o.scaler = scaler
         o.decoderThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         return o
     }
 }
+
+extension FrameScaling: ExpressibleByArgument {}
 
 /// Serialises stdout lines from several threads.
 final class LineWriter: @unchecked Sendable {

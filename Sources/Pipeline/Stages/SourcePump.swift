@@ -29,7 +29,9 @@ final class SourcePump: @unchecked Sendable {
     ///   - submit: called on the source's thread for every frame, with whether the source is paced
     ///     (live or realtime: the edge's own policy applies) or a file read as fast as the graph takes it.
     ///   - onEvent: source events (reconnect, gap, corrupt packets).
-    func start(_ specs: [SourceSpec], options: RunOptions, onEvent: @escaping @Sendable (SourceEvent) -> Void,
+    ///   - scaleTo: the size each frame is scaled to while decoding, from its native size (nil: native).
+    func start(_ specs: [SourceSpec], options: RunOptions, scaleTo: (@Sendable (FrameSize) -> FrameSize)?,
+               onEvent: @escaping @Sendable (SourceEvent) -> Void,
                submit: @escaping @Sendable (VideoFrame, _ paced: Bool) -> Void) throws {
         for s in specs {
             var so = SourceOptions()
@@ -41,6 +43,7 @@ final class SourcePump: @unchecked Sendable {
             so.realtime = options.realtime || (s.realtime ?? false)
             so.decoderThreads = options.decoderThreads
             so.onEvent = onEvent
+            so.scaleTo = scaleTo
             let source = try VideoSources.open(url: s.url, options: so)
             let paced = so.realtime || s.url.hasPrefix("rtsp") || s.url.hasPrefix("v4l2")
             lock.withLock { sources.append(source) }
