@@ -90,6 +90,24 @@ protocol GraphNode: Sendable {
     func discardInput(context: GraphContext)
 }
 
+/// A node that consumes one input queue from a loop on its own serial queue.
+protocol LoopNode: GraphNode {
+    associatedtype Item: Sendable
+    var input: BoundedQueue<Item> { get }
+    var loopQueue: DispatchQueue { get }
+    func loop()
+}
+
+extension LoopNode {
+    var queueStats: QueueStats { input.stats }
+
+    func start(group: DispatchGroup) {
+        loopQueue.async(group: group) { self.loop() }
+    }
+
+    func discardInput(context: GraphContext) { context.discard(input, consumer: name) }
+}
+
 /// Serialised access to a stage: only the node's loop calls into it, one item at a time.
 final class StageBox<S: Stage>: @unchecked Sendable {
     let stage: S
@@ -97,7 +115,7 @@ final class StageBox<S: Stage>: @unchecked Sendable {
 }
 
 /// A stage node: pops from its input queue, runs the stage on its executor, pushes the outputs.
-final class StageNode<S: Stage>: GraphNode, @unchecked Sendable {
+final class StageNode<S: Stage>: LoopNode, @unchecked Sendable {
     let name: String
     let box: StageBox<S>
     let input: BoundedQueue<Envelope<S.Input>>
@@ -119,13 +137,6 @@ final class StageNode<S: Stage>: GraphNode, @unchecked Sendable {
         loopQueue = DispatchQueue(label: "atp.stage.\(stage.name)")
     }
 
-    var queueStats: QueueStats { input.stats }
-
-    func start(group: DispatchGroup) {
-        loopQueue.async(group: group) { self.loop() }
-    }
-
-    func discardInput(context: GraphContext) { context.discard(input, consumer: name) }
 
     /// Runs `process` on the stage's executor and checks that it is there; returns the result and
     /// when the work started and ended (the wait for a shared executor's turn comes before `start`).
@@ -148,7 +159,7 @@ final class StageNode<S: Stage>: GraphNode, @unchecked Sendable {
         }
     }
 
-    private func loop() {
+    func loop() {
         dispatchPrecondition(condition: .onQueue(loopQueue))
         var skipNext = false
         while let envelope = input.pop() {
@@ -212,7 +223,7 @@ final class StageNode<S: Stage>: GraphNode, @unchecked Sendable {
 }
 
 /// The sink node: hands every item to a closure on its own serial queue and records the answer.
-final class SinkNode<Value: Sendable>: GraphNode, @unchecked Sendable {
+final class SinkNode<Value: Sendable>: LoopNode, @unchecked Sendable {
     let name: String
     let input: BoundedQueue<Envelope<Value>>
     let body: @Sendable (Value, ItemInfo) -> Void
@@ -228,15 +239,8 @@ final class SinkNode<Value: Sendable>: GraphNode, @unchecked Sendable {
         loopQueue = DispatchQueue(label: "atp.sink.\(name)")
     }
 
-    var queueStats: QueueStats { input.stats }
 
-    func start(group: DispatchGroup) {
-        loopQueue.async(group: group) { self.loop() }
-    }
-
-    func discardInput(context: GraphContext) { context.discard(input, consumer: name) }
-
-    private func loop() {
+    func loop() {
         dispatchPrecondition(condition: .onQueue(loopQueue))
         while let envelope = input.pop() {
             var info = envelope.info
