@@ -1,8 +1,9 @@
 import Foundation
 import Pipeline
 
-/// A minimal JSON value with compact output and shortest round-trip float formatting.
-enum JSON {
+/// A JSON value for the commands' `--json` output, encoded by Foundation's `JSONEncoder`
+/// (shortest round-trip number formatting).
+enum JSON: Encodable {
     case null
     case bool(Bool)
     case int(Int)
@@ -15,40 +16,41 @@ enum JSON {
     static func floats(_ v: [Float]) -> JSON { .array(v.map { .float($0) }) }
     static func ints(_ v: [Int]) -> JSON { .array(v.map { .int($0) }) }
 
-    var text: String {
-        var s = ""
-        write(to: &s)
-        return s
-    }
-
-    func write(to s: inout String) {
-        switch self {
-        case .null: s += "null"
-        case .bool(let b): s += b ? "true" : "false"
-        case .int(let i): s += String(i)
-        case .float(let f): s += f.isFinite ? "\(f)" : "null"
-        case .double(let d): s += d.isFinite ? "\(d)" : "null"
-        case .string(let str): JSON.escape(str, into: &s)
-        case .array(let a):
-            s += "["
-            for (i, v) in a.enumerated() { if i > 0 { s += "," }; v.write(to: &s) }
-            s += "]"
-        case .object(let o):
-            s += "{"
-            for (i, (k, v)) in o.enumerated() {
-                if i > 0 { s += "," }
-                JSON.escape(k, into: &s); s += ":"; v.write(to: &s)
-            }
-            s += "}"
-        }
-    }
-
-    static func escape(_ str: String, into s: inout String) {
-        s += JSONLine.encode(str)
-    }
+    /// The value as one line of JSON, written by the pipeline's one encoder (`JSONLine`: sorted
+    /// keys); non-finite numbers are `null`.
+    var text: String { JSONLine.encode(self) }
 
     /// Prints the value as one line on stdout.
     func printLine() {
         FileHandle.standardOutput.write(Data((text + "\n").utf8))
+    }
+
+    private struct Key: CodingKey {
+        var stringValue: String
+        init(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
+    }
+
+    func encode(to encoder: Encoder) throws {
+        switch self {
+        case .object(let pairs):
+            var c = encoder.container(keyedBy: Key.self)
+            for (k, v) in pairs { try c.encode(v, forKey: Key(stringValue: k)) }
+        case .array(let items):
+            var c = encoder.unkeyedContainer()
+            for v in items { try c.encode(v) }
+        default:
+            var c = encoder.singleValueContainer()
+            switch self {
+            case .null: try c.encodeNil()
+            case .bool(let b): try c.encode(b)
+            case .int(let i): try c.encode(i)
+            case .float(let f): if f.isFinite { try c.encode(f) } else { try c.encodeNil() }
+            case .double(let d): if d.isFinite { try c.encode(d) } else { try c.encodeNil() }
+            case .string(let str): try c.encode(str)
+            case .object, .array: break
+            }
+        }
     }
 }

@@ -67,7 +67,7 @@ final class SynthEvalCLITests: XCTestCase {
         XCTAssertEqual(r.status, 0, r.stderr)
         let all = try r.json()
         XCTAssertEqual(Set(all.keys), ["dataset", "count", "accuracy", "by_type", "method", "alpha", "sign", "keep", "mean_kept",
-                                       "visual_tokens", "precision", "ms_per_answer"])
+                                       "visual_tokens", "precision", "ms_per_answer", "scaler"])
         XCTAssertEqual(all["dataset"] as? String, "synthetic-test")
         XCTAssertEqual(all["count"] as? Int, questions.count)
         XCTAssertEqual(all["visual_tokens"] as? Int, 196)
