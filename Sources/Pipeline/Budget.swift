@@ -126,13 +126,17 @@ public struct KController: Sendable, Equatable {
         }
         last = (k, latencyMs)
 
-        let next: Int
+        var next: Int
         if latencyMs > budgetMs {
             let scaled = Double(k) * budgetMs / latencyMs * decreaseMargin
             next = min(k - 1, Int(scaled.rounded(.down)))
         } else {
-            let increase = latencyMs < headroom * budgetMs ? step : 1
-            next = min(k + increase, predictedFit(latencyMs: latencyMs, budgetMs: budgetMs))
+            let roomy = latencyMs < headroom * budgetMs
+            next = min(k + (roomy ? step : 1), predictedFit(latencyMs: latencyMs, budgetMs: budgetMs))
+            // With ample room K always moves up by at least one: a slope learned from a noisy
+            // observation (a load spike while K changed by one) must not hold K down for good; the
+            // next change of K re-measures it.
+            if roomy { next = max(next, k + 1) }
         }
         k = min(kMax, max(kMin, next))
         return k
@@ -141,7 +145,9 @@ public struct KController: Sendable, Equatable {
     /// The largest K predicted to fit the budget, given latency `latencyMs` at the current K.
     private func predictedFit(latencyMs: Double, budgetMs: Double) -> Int {
         let eps = 1e-9
-        if let slope = slopeMsPerK {
+        if var slope = slopeMsPerK {
+            // Latency = fixed + slope·K with a fixed part ≥ 0, so the slope is at most latency / K.
+            if latencyMs > 0 { slope = min(slope, latencyMs / Double(k)) }
             let extra = ((budgetMs - latencyMs) / slope + eps).rounded(.down)
             return k + Int(min(extra, Double(kMax)))
         }

@@ -53,6 +53,19 @@ final class KControllerTests: XCTestCase {
         XCTAssertEqual(Array(ks.suffix(20)), [Int](repeating: 130, count: 20))
     }
 
+    func testALoadSpikeDoesNotHoldKDownForGood() throws {
+        // A spike while K moved by one teaches a huge slope (295 ms per token): before the fix the
+        // controller then predicted that no further token fits and stayed at K = 1 for good (a
+        // 10-minute soak answered with one visual token after a busy minute). Once the load is gone
+        // (2 ms + 0.1 ms per token against 150 ms) K climbs back to kMax.
+        var c = try KController(kMin: 1, kMax: 196, initial: 2)
+        XCTAssertEqual(c.observe(latencyMs: 300, budgetMs: 150), 1)
+        XCTAssertGreaterThan(c.observe(latencyMs: 5, budgetMs: 150), 1, "ample room: K moves up")
+        let ks = run(&c, a: 2, b: 0.1, budget: 150, steps: 60)
+        XCTAssertEqual(c.k, 196)
+        XCTAssertTrue(ks.allSatisfy { 2 + 0.1 * Double($0) <= 150 })
+    }
+
     func testStaysInsideBounds() throws {
         var c = try KController(kMin: 16, kMax: 64, initial: 1000)
         XCTAssertEqual(c.k, 64)
