@@ -111,6 +111,7 @@ export ATP_FUZZ_TMP
 export ATP_FUZZ_FIXTURES="$ROOT/Tests/Fixtures"
 SYMBOLIZER=$(command -v llvm-symbolizer || ls "$(dirname "$(command -v swiftc)")/llvm-symbolizer" 2>/dev/null || true)
 export ASAN_OPTIONS=${ASAN_OPTIONS:-"symbolize=1:detect_leaks=1:abort_on_error=0${SYMBOLIZER:+:external_symbolizer_path=$SYMBOLIZER}"}
+export LSAN_OPTIONS=${LSAN_OPTIONS:-"suppressions=$ROOT/Tests/Fuzz/lsan.supp:print_suppressions=0"}
 
 echo "fuzz: $SECS s per harness; new inputs, artifacts and logs in $WORK"
 total_exec=0

@@ -63,23 +63,32 @@ public func selectDiverse(scores: [Float], features: [Float], dim: Int, k: Int,
     var chosen = [Bool](repeating: false, count: n)
     var kept: [Int] = []
     kept.reserveCapacity(k)
-    while kept.count < k {
-        var best = -1
-        for i in 0..<n where !chosen[i] && d2[i] > DiversitySelection.epsilon * q[i] * q[i]
-            && (best < 0 || d2[i] > d2[best]) { best = i }
-        guard best >= 0 else { break }
-        let t = kept.count
-        let dj = d2[best].squareRoot()
-        chosen[best] = true
-        kept.append(best)
-        for i in 0..<n where !chosen[i] {
-            var dot = 0.0
-            for c in 0..<dim { dot += f[best * dim + c] * f[i * dim + c] }
-            var e = q[best] * dot * q[i]
-            for s in 0..<t { e -= chol[best * k + s] * chol[i * k + s] }
-            e /= dj
-            chol[i * k + t] = e
-            d2[i] -= e * e
+    let eps = DiversitySelection.epsilon
+    f.withUnsafeBufferPointer { f in
+        chol.withUnsafeMutableBufferPointer { chol in
+            d2.withUnsafeMutableBufferPointer { d2 in
+                q.withUnsafeBufferPointer { q in
+                    while kept.count < k {
+                        var best = -1
+                        for i in 0..<n where !chosen[i] && d2[i] > eps * q[i] * q[i]
+                            && (best < 0 || d2[i] > d2[best]) { best = i }
+                        guard best >= 0 else { break }
+                        let t = kept.count
+                        let dj = d2[best].squareRoot()
+                        chosen[best] = true
+                        kept.append(best)
+                        let fb = f.baseAddress! + best * dim, cb = chol.baseAddress! + best * k
+                        for i in 0..<n where !chosen[i] {
+                            let fi = f.baseAddress! + i * dim, ci = chol.baseAddress! + i * k
+                            var e = q[best] * dot4(fb, fi, dim) * q[i]
+                            e -= dot4(cb, ci, t)
+                            e /= dj
+                            ci[t] = e
+                            d2[i] -= e * e
+                        }
+                    }
+                }
+            }
         }
     }
     if kept.count < k {
@@ -89,4 +98,24 @@ public func selectDiverse(scores: [Float], features: [Float], dim: Int, k: Int,
         kept += ranked.prefix(k - kept.count)
     }
     return kept.sorted()
+}
+
+/// Σ a[i]·b[i] over `count` doubles with four independent accumulators (SIMD lanes), then the tail:
+/// within a few ulps of the sequential sum, several times faster.
+@inline(__always)
+private func dot4(_ a: UnsafePointer<Double>, _ b: UnsafePointer<Double>, _ count: Int) -> Double {
+    var acc = SIMD4<Double>(repeating: 0)
+    var i = 0
+    while i + 4 <= count {
+        let x = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD4<Double>.self)
+        let y = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD4<Double>.self)
+        acc += x * y
+        i += 4
+    }
+    var sum = (acc[0] + acc[1]) + (acc[2] + acc[3])
+    while i < count {
+        sum += a[i] * b[i]
+        i += 1
+    }
+    return sum
 }

@@ -6,7 +6,7 @@
 import Foundation
 import ModelIO
 
-private let tokenizers: (bpe: [BPETokenizer], clip: [CLIPTokenizer]) = {
+private let tokenizers: (bpe: [BPETokenizer], clip: [CLIPTokenizer]) = withoutLeakChecks {
     let root = URL(fileURLWithPath: ProcessInfo.processInfo.environment["ATP_FUZZ_FIXTURES"] ?? "Tests/Fixtures")
     do {
         let bpe = try ["bpe/gpt2", "bpe/llama3", "bpe/qwen2", "bpe/llama-sp", "bpe/gpt2-files"].map {
@@ -17,7 +17,7 @@ private let tokenizers: (bpe: [BPETokenizer], clip: [CLIPTokenizer]) = {
     } catch {
         fatalError("tokenizer_encode: cannot load the fixture tokenizers under \(root.path) (run from the repository root or set ATP_FUZZ_FIXTURES): \(error)")
     }
-}()
+}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ data: UnsafePointer<UInt8>, _ size: Int) -> CInt {
