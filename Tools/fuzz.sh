@@ -5,8 +5,11 @@
 #   Tools/fuzz.sh [SECONDS] [HARNESS...]     e.g. Tools/fuzz.sh 10   or   Tools/fuzz.sh 300 gguf
 #
 # 1. The package's library modules (target Pipeline and everything it depends on, ATP_CORE_ONLY=1 so
-#    no NIO/Hummingbird) are built with `swift build --sanitize fuzzer --sanitize address -c release`
-#    into $ATP_FUZZ_BUILD/spm (default .build-fuzz/spm, ignored by git; incremental after the first run).
+#    no NIO/Hummingbird) are built with `swift build -c release -Xswiftc -sanitize=fuzzer,address
+#    -Xcc -fsanitize=fuzzer-no-link,address` into $ATP_FUZZ_BUILD/spm (default .build-fuzz/spm, ignored
+#    by git; incremental after the first run). Not `--sanitize fuzzer --sanitize address`: SwiftPM
+#    passes those as two -sanitize= options, of which swiftc 6.3 keeps only the last, in set order
+#    (so a build had either coverage or ASan in the Swift modules, never both).
 # 2. Each harness is compiled with `swiftc -sanitize=fuzzer,address -O` against those modules and
 #    linked with their objects into $ATP_FUZZ_BUILD/bin/HARNESS.
 # 3. Each runs for SECONDS with its seeds (Tests/Fuzz/corpus/HARNESS, read only), a writable corpus for
@@ -49,7 +52,8 @@ resolved=()
 # Keep the checkout's Package.resolved as it is (the core-only graph needs fewer packages).
 [ -f Package.resolved ] && resolved=(--force-resolved-versions)
 if ! ATP_CORE_ONLY=1 swift build --scratch-path "$BUILD/spm" -c release -j "$JOBS" "${resolved[@]}" \
-      --target Pipeline --sanitize fuzzer --sanitize address >"$WORK/logs/build-modules.log" 2>&1; then
+      --target Pipeline -Xswiftc -sanitize=fuzzer,address -Xcc -fsanitize=fuzzer-no-link,address \
+      >"$WORK/logs/build-modules.log" 2>&1; then
   tail -40 "$WORK/logs/build-modules.log" >&2
   echo "fuzz: building the library modules failed (log: $WORK/logs/build-modules.log)" >&2
   echo "fuzz: 0 harnesses, 0 executions, 0 crashes"
@@ -57,6 +61,16 @@ if ! ATP_CORE_ONLY=1 swift build --scratch-path "$BUILD/spm" -c release -j "$JOB
 fi
 BIN="$BUILD/spm/release"
 [ -d "$BIN" ] || BIN=$(ls -d "$BUILD"/spm/*/release | head -1)
+# The Swift modules must carry both libFuzzer's coverage and ASan.
+probe="$BIN/ModelIO.build/GGUF.swift.o"
+if command -v nm >/dev/null && [ -f "$probe" ]; then
+  syms=$(nm "$probe")
+  if ! grep -q __sanitizer_cov <<<"$syms" || ! grep -q __asan <<<"$syms"; then
+    echo "fuzz: $probe lacks coverage or ASan instrumentation; remove $BUILD/spm and rerun" >&2
+    echo "fuzz: 0 harnesses, 0 executions, 0 crashes"
+    exit 1
+  fi
+fi
 
 # The clang module maps and include paths the Pipeline module was compiled with (system libraries,
 # C targets, C targets of dependencies), taken from SwiftPM's build description.

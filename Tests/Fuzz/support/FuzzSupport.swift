@@ -51,11 +51,15 @@ struct FuzzInput {
     }
 }
 
-/// Touches an error's description, as the CLI prints it.
+private let verbose = ProcessInfo.processInfo.environment["ATP_FUZZ_VERBOSE"] != nil
+
+/// Touches an error's description, as the CLI prints it (and prints it when ATP_FUZZ_VERBOSE is set,
+/// e.g. to see why a seed is refused: `ATP_FUZZ_VERBOSE=1 .build-fuzz/bin/HARNESS -runs=0 SEED`).
 @inline(never)
 func consume(_ error: any Error) {
     let text = String(describing: error)
     if text.isEmpty { fatalError("empty error description for \(type(of: error))") }
+    if verbose { fputs("harness: \(text)\n", stderr) }
 }
 
 @_silgen_name("__lsan_disable") private func lsanDisable()
