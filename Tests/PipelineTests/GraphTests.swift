@@ -144,10 +144,14 @@ final class GraphTests: XCTestCase {
             return [Int(String(c))!]
         }
         let out = LockedBox<[(Int, ItemInfo)]>([])
-        let graph = try GraphBuilder(first: toText, options: .init(queue: 8, policy: .block), clock: clock,
-                                     onEvent: { e in events.mutate { $0.append(e) } })
-            .then(split, options: .init(queue: 8, policy: .block))
-            .then(parse, options: .init(queue: 8, policy: .block))
+        // One shared executor: the manual clock is advanced by one stage at a time, so each stage's
+        // measured work is exactly its own advance (on separate executors, encode's advance could land
+        // inside prefill's timing window).
+        let compute = ComputeExecutor(label: "test.compute")
+        let graph = try GraphBuilder(first: toText, options: .init(queue: 8, policy: .block, executor: .shared(compute)),
+                                     clock: clock, onEvent: { e in events.mutate { $0.append(e) } })
+            .then(split, options: .init(queue: 8, policy: .block, executor: .shared(compute)))
+            .then(parse, options: .init(queue: 8, policy: .block, executor: .shared(compute)))
             .sink { v, info in out.mutate { $0.append((v, info)) } }
         XCTAssertEqual(graph.stageNames, ["encode", "gate", "prefill"])
         for i in 0..<7 { graph.submit(i) }
