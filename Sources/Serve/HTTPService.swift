@@ -4,6 +4,7 @@
 //   GET /queries          the standing queries as JSON
 //   POST /queries         add or replace a standing query (QueryAPI.parseQuery)
 //   DELETE /queries/{id}  remove one
+//   other methods on these paths: 405 with Allow
 // The pipeline runs on its own threads; this service runs on Swift concurrency beside it and only
 // reads the profiler, writes the query registry and drains the hub.
 import Dispatch
@@ -26,14 +27,20 @@ public struct ServeConfiguration: Sendable {
     public var eventBuffer: Int
     /// The largest request body accepted, in bytes.
     public var maxBodyBytes: Int
+    /// Seconds a connection may sit without a request in progress (before its first request, between
+    /// keep-alive requests, or with a request head that never ends) before it is closed. A streaming
+    /// `/events` response is a request in progress.
+    public var idleTimeout: Double
 
     /// Creates a configuration.
-    public init(host: String = "127.0.0.1", port: Int = 0, token: String? = nil, eventBuffer: Int = 256, maxBodyBytes: Int = 64 * 1024) {
+    public init(host: String = "127.0.0.1", port: Int = 0, token: String? = nil, eventBuffer: Int = 256, maxBodyBytes: Int = 64 * 1024,
+                idleTimeout: Double = 60) {
         self.host = host
         self.port = port
         self.token = token
         self.eventBuffer = eventBuffer
         self.maxBodyBytes = maxBodyBytes
+        self.idleTimeout = idleTimeout
     }
 }
 
@@ -99,6 +106,8 @@ public final class HTTPService: @unchecked Sendable {
     public let hub: EventHub
     /// The `/metrics` renderer.
     public let metrics = MetricsExporter()
+    /// Returns freed memory to the OS when the last `/events` client has left.
+    let idleTrim: IdleTrim
     private let backend: ServeBackend
     private let lock = NSLock()
     private var group: ServiceGroup?
@@ -106,15 +115,21 @@ public final class HTTPService: @unchecked Sendable {
     private var boundPort: Int?
 
     /// Creates a service (nothing is bound until ``start()``).
-    /// - Throws: ``ServeError`` when `host` is not loopback and no token is given, or for a port outside 0…65535.
+    /// - Throws: ``ServeError`` when `host` is not loopback and no token is given, for a port outside 0…65535,
+    ///   or an idle timeout outside (0, 1e6) s.
     public init(configuration: ServeConfiguration, backend: ServeBackend, hub: EventHub? = nil) throws {
         try ServeAuth.checkStart(host: configuration.host, token: configuration.token)
         guard (0...65535).contains(configuration.port) else {
             throw ServeError("--port \(configuration.port): must be in 0...65535")
         }
+        guard configuration.idleTimeout > 0, configuration.idleTimeout < 1e6 else {
+            throw ServeError("idle timeout \(configuration.idleTimeout) s: must be in (0, 1e6)")
+        }
         self.configuration = configuration
         self.backend = backend
-        self.hub = hub ?? EventHub(capacity: configuration.eventBuffer)
+        let hub = hub ?? EventHub(capacity: configuration.eventBuffer)
+        self.hub = hub
+        idleTrim = IdleTrim(isIdle: { hub.currentStats.clients == 0 })
     }
 
     /// The bound port, once started.
@@ -141,6 +156,7 @@ public final class HTTPService: @unchecked Sendable {
         let outcome = Outcome()
         let app = Application(
             router: makeRouter(),
+            server: .http1(configuration: .init(idleTimeout: .nanoseconds(Int64(configuration.idleTimeout * 1e9)))),
             configuration: ApplicationConfiguration(address: .hostname(configuration.host, port: configuration.port)),
             onServerRunning: { channel in
                 outcome.set(.success(channel.localAddress?.port ?? -1))
@@ -195,6 +211,7 @@ public final class HTTPService: @unchecked Sendable {
         let router = Router(context: ServeContext.self)
         let backend = self.backend
         let hub = self.hub
+        let idleTrim = self.idleTrim
         let metrics = self.metrics
         let token = configuration.token
         let maxBody = configuration.maxBodyBytes
@@ -205,17 +222,27 @@ public final class HTTPService: @unchecked Sendable {
                             body: ResponseBody(byteBuffer: ByteBuffer(string: text)))
         }
 
-        router.get("/events") { _, context -> Response in
+        router.get("/events") { request, context -> Response in
             let channel = context.channel
             let subscription = hub.subscribe(onDrop: { channel.close(mode: .all, promise: nil) })
             return Response(
                 status: .ok,
                 headers: [.contentType: "text/event-stream", .cacheControl: "no-cache"],
                 body: ResponseBody { writer in
-                    defer { hub.unsubscribe(subscription.id) }
+                    defer {
+                        hub.unsubscribe(subscription.id)
+                        if hub.currentStats.clients == 0 { idleTrim.poke() }
+                    }
                     try await writer.write(ByteBuffer(string: ": atp events\n\n"))
-                    for await line in subscription.lines {
-                        try await writer.write(ByteBuffer(string: "data: \(line)\n\n"))
+                    // A client that leaves (FIN, reset or half-close) ends its stream at once: waiting for the
+                    // next event to fail its write would keep the subscription, task and socket while no
+                    // event flows.
+                    try await request.body.consumeWithInboundCloseHandler { _ in
+                        for await line in subscription.lines {
+                            try await writer.write(ByteBuffer(string: "data: \(line)\n\n"))
+                        }
+                    } onInboundClosed: {
+                        hub.unsubscribe(subscription.id)
                     }
                     try await writer.finish(nil)
                 })
@@ -259,6 +286,22 @@ public final class HTTPService: @unchecked Sendable {
                 return Response(status: .noContent)
             } catch let e as APIError {
                 return Self.error(e)
+            }
+        }
+
+        // A known path asked with a method it does not serve: 405 with `Allow` (Hummingbird alone answers 404).
+        let served: [(path: RouterPath, shown: String, methods: [HTTPRequest.Method])] = [
+            ("/metrics", "/metrics", [.get]), ("/events", "/events", [.get]),
+            ("/queries", "/queries", [.get, .post]), ("/queries/:id", "/queries/{id}", [.delete]),
+        ]
+        for route in served {
+            let allow = route.methods.map(\.rawValue).joined(separator: ", ")
+            for method in [HTTPRequest.Method.get, .post, .put, .patch, .delete] where !route.methods.contains(method) {
+                router.on(route.path, method: method) { _, _ -> Response in
+                    var r = Self.error(APIError(status: 405, "method: \(method.rawValue) is not allowed on \(route.shown) (allowed: \(allow))"))
+                    r.headers[.init("Allow")!] = allow
+                    return r
+                }
             }
         }
         return router
