@@ -99,9 +99,13 @@ final class RunCLITests: XCTestCase {
         }
         // The profile's work is what events report as stages_ms: video_decode's median is the median of
         // the events' video_decode (the same items, fresh and reused), within histogram resolution.
+        // (Not under a sanitizer: there the instrumented stages fall behind real time, `latest` drops
+        // frames after their decode, and the answered frames are no longer a fair sample of the decodes.)
         let decodes = answers.map { ($0["stages_ms"] as! [String: Double])["video_decode"]! }.sorted()
         let median = decodes[decodes.count / 2]
-        XCTAssertEqual(stages["video_decode"]?["p50_ms"] as! Double, median, accuracy: max(0.5, 0.5 * median))
+        if ProcessInfo.processInfo.environment["ATP_SANITIZER"] == nil {
+            XCTAssertEqual(stages["video_decode"]?["p50_ms"] as! Double, median, accuracy: max(0.5, 0.5 * median))
+        }
         XCTAssertEqual(profile["answers"] as? Int, answers.count)
         XCTAssertTrue(r.stderr.contains("p99"), "profile summary on stderr")
     }
