@@ -30,8 +30,16 @@ public func gateConfig(_ g: GateSpec) throws -> GateConfig {
 public final class QueryRegistry: @unchecked Sendable {
     private let lock = NSLock()
     private var queries: [StandingQuery] = []
+    private var removalObservers: [@Sendable (String) -> Void] = []
     public init(_ initial: [StandingQuery] = []) { queries = initial }
+    /// Calls `observer` with the id of every query removed from now on (after the removal), so that
+    /// state kept per query id (the last answers of each stream) goes with the query.
+    public func onRemove(_ observer: @escaping @Sendable (String) -> Void) {
+        lock.withLock { removalObservers.append(observer) }
+    }
     public var all: [StandingQuery] { lock.withLock { queries } }
+    /// Whether a query with this id is standing.
+    public func contains(id: String) -> Bool { lock.withLock { queries.contains { $0.id == id } } }
     /// Adds or replaces a query; returns false when the id was new.
     @discardableResult
     public func upsert(_ q: StandingQuery) -> Bool {
@@ -44,11 +52,13 @@ public final class QueryRegistry: @unchecked Sendable {
     /// Removes a query; returns whether it existed.
     @discardableResult
     public func remove(id: String) -> Bool {
-        lock.withLock {
+        let (removed, observers) = lock.withLock {
             let before = queries.count
             queries.removeAll { $0.id == id }
-            return queries.count != before
+            return (queries.count != before, removalObservers)
         }
+        if removed { for o in observers { o(id) } }
+        return removed
     }
 }
 

@@ -112,7 +112,7 @@ public final class PipelineRunner: @unchecked Sendable {
     /// Runs until the sources end or `stop()`; returns the profile.
     public func run() throws -> ProfileReport {
         let compute = ComputeExecutor(label: "atp.compute")
-        let change = ChangeGate(threshold: options.changeThreshold)
+        let change = ChangeGate.tracking(queries, threshold: options.changeThreshold)
         let emit = self.emit
         let profiler = self.profiler
         let sink = AnswerSink(change: change, truths: truths, profiler: profiler, emit: emit, onFrame: onFrameAnswered)

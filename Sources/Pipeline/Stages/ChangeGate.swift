@@ -22,8 +22,17 @@ final class ChangeGate: @unchecked Sendable {
     private var lastThumb: [String: [Float]] = [:]
     private var lastAnswers: [String: [String: RememberedAnswer]] = [:]
 
-    /// - Parameter threshold: 0 disables reuse.
-    init(threshold: Double) { self.threshold = threshold }
+    private let isActive: @Sendable (String) -> Bool
+
+    /// - Parameters:
+    ///   - threshold: 0 disables reuse.
+    ///   - isActive: whether a query id is still standing; answers to removed queries are not kept.
+    ///     With ``forget(query:)`` called after each removal this leaves no entry behind, whatever the
+    ///     order: a late answer is either stored before the forget (and removed by it) or refused.
+    init(threshold: Double, isActive: @escaping @Sendable (String) -> Bool = { _ in true }) {
+        self.threshold = threshold
+        self.isActive = isActive
+    }
 
     /// Whether the frame may reuse its stream's last answers; when it may not, its thumbnail becomes
     /// the one later frames are compared with.
@@ -44,10 +53,29 @@ final class ChangeGate: @unchecked Sendable {
     func remember(stream: String, query: String, _ answer: RememberedAnswer) -> Bool {
         lock.withLock {
             let changed = lastAnswers[stream]?[query].map { $0.text != answer.text } ?? true
-            lastAnswers[stream, default: [:]][query] = answer
+            if isActive(query) { lastAnswers[stream, default: [:]][query] = answer }
             return changed
         }
     }
+
+    /// A change gate that keeps answers only for the registry's standing queries and forgets a
+    /// query's answers when it is removed.
+    static func tracking(_ registry: QueryRegistry, threshold: Double) -> ChangeGate {
+        let gate = ChangeGate(threshold: threshold, isActive: { registry.contains(id: $0) })
+        registry.onRemove { [weak gate] id in gate?.forget(query: id) }
+        return gate
+    }
+
+    /// Forgets every stream's last answer to a removed query (a client that keeps adding and removing
+    /// queries under new ids must not grow this map).
+    func forget(query: String) {
+        lock.withLock {
+            for stream in lastAnswers.keys { lastAnswers[stream]?[query] = nil }
+        }
+    }
+
+    /// How many (stream, query) answers are remembered (for tests).
+    var rememberedCount: Int { lock.withLock { lastAnswers.values.reduce(0) { $0 + $1.count } } }
 
     /// The last fresh answer of a stream to a query (nil: none yet, e.g. a query added since).
     func recall(stream: String, query: String) -> RememberedAnswer? {
