@@ -15,6 +15,7 @@ static inline int atp_averror_eagain(void) { return AVERROR(EAGAIN); }
 static inline int atp_averror_eof(void) { return AVERROR_EOF; }
 static inline int atp_averror_exit(void) { return AVERROR_EXIT; }
 static inline int atp_averror_invaliddata(void) { return AVERROR_INVALIDDATA; }
+static inline int atp_averror_enomem(void) { return AVERROR(ENOMEM); }
 static inline int64_t atp_av_nopts_value(void) { return AV_NOPTS_VALUE; }
 static inline AVRational atp_av_time_base_q(void) { return AV_TIME_BASE_Q; }
 

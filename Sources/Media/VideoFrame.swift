@@ -17,7 +17,8 @@ public struct VideoFrame: Sendable, Equatable {
     public var capturedAt: Double
     /// The source's own work on this frame, in milliseconds: demux, decode and scale (files,
     /// streams, cameras) or render and scale (synthetic), without pacing sleeps or time spent
-    /// waiting for a live stream's packets.
+    /// waiting for a live stream's packets. It includes the work on damaged frames skipped just
+    /// before this one (`SourceEvent.corruptPacket`).
     public var decodeMs: Double
     /// 0-based running count of frames this source delivered.
     public var index: Int
@@ -42,7 +43,10 @@ public enum SourceEvent: Sendable, Equatable {
     /// One reconnection attempt, made after waiting `delayMs`; `ok` is whether the stream
     /// opened again, `error` FFmpeg's reason when it did not.
     case reconnect(streamId: String, attempt: Int, delayMs: Int, ok: Bool, error: String?)
-    /// A packet failed to decode and was skipped; `count` is the running total for the stream.
+    /// A damaged packet or picture was skipped: one the decoder rejected or marked as damaged, or
+    /// one decoded after such damage and before the next keyframe (it may be predicted from the
+    /// damaged picture), or a frame that could not be converted. No frame leaves half-decoded;
+    /// `count` is the running total for the stream.
     case corruptPacket(streamId: String, count: Int)
 }
 
@@ -83,7 +87,9 @@ public struct SourceOptions: Sendable {
     /// When `outputSize` is nil: scale each frame (with swscale, as part of its decode) to the size
     /// this returns for its native size, e.g. an image processor's shortest-edge resize.
     public var scaleTo: (@Sendable (FrameSize) -> FrameSize)?
-    /// Decoder threads (`AVCodecContext.thread_count`); 0 lets FFmpeg pick.
+    /// Decoder threads asked for (0: FFmpeg's choice). Video is decoded on one thread whatever this
+    /// says: FFmpeg's threaded H.264 decoder lets damaged pictures through unflagged (see
+    /// `SourceEvent.corruptPacket`); the value is still checked, and kept for callers that set it.
     public var decoderThreads: Int
     /// Called on the thread running `next()` for every event (they are also queued for
     /// `VideoSource.drainEvents()`).

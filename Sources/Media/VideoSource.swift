@@ -43,6 +43,9 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
     private var events: [SourceEvent] = []
     private var backoff: Backoff
     private var corruptCount = 0
+    /// Work on frames skipped after decoding (a conversion failed), carried into the next frame's
+    /// `decodeMs` so that it does not vanish from the accounts.
+    private var skippedWorkNanos: UInt64 = 0
     private var index = 0
     /// Added to session-relative pts so pts stay continuous over loops and reconnects.
     private var ptsOffset = 0.0
@@ -206,15 +209,22 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
             let native = FrameSize(width: Int(s.frame.pointer.pointee.width), height: Int(s.frame.pointer.pointee.height))
             image = try scaler.rgb(from: s.frame.pointer, size: options.outputSize ?? options.scaleTo?(native), name: url)
         } catch {
+            let now = DispatchTime.now().uptimeNanoseconds
+            skippedWorkNanos &+= now &- min(now, workStartNanos)
             countCorrupt()
             return nil
         }
         let decodeNow = DispatchTime.now().uptimeNanoseconds
-        let decodeMs = Double(decodeNow &- min(decodeNow, workStartNanos)) / 1e6
+        let decodeMs = Double((decodeNow &- min(decodeNow, workStartNanos)) &+ skippedWorkNanos) / 1e6
+        skippedWorkNanos = 0
         let now = monotonicSeconds()
         var rel: Double
         if let ticks = s.framePtsTicks {
-            if sessionFirstTicks == nil { sessionFirstTicks = ticks }
+            if sessionFirstTicks == nil {
+                // Frames before this one had no time (an RTSP stream's first packet can lack one) and
+                // were stamped one frame apart: this one follows them.
+                sessionFirstTicks = ticks - Int64((Double(sessionFrames) * frameDuration(s) / s.timeBase).rounded())
+            }
             rel = Double(ticks - sessionFirstTicks!) * s.timeBase
         } else {
             rel = sessionFrames == 0 ? 0 : Double(sessionFrames) * frameDuration(s)
@@ -332,7 +342,7 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
         switch target {
         case .file(let path):
             watchdog.disarm()
-            return try DecodeSession(url: path, format: nil, options: [], threads: options.decoderThreads,
+            return try DecodeSession(url: path, format: nil, options: [],
                                      lowDelay: false, watchdog: watchdog, name: url, failure: "cannot open video")
         case .network:
             var opts: [(String, String)] = [
@@ -353,7 +363,7 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
             }
             watchdog.arm(ms: openMs)
             defer { watchdog.disarm() }
-            return try DecodeSession(url: url, format: nil, options: opts, threads: options.decoderThreads,
+            return try DecodeSession(url: url, format: nil, options: opts,
                                      lowDelay: true, watchdog: watchdog, name: url, failure: "cannot open stream")
         case .camera(let device, let params):
             guard let format = av_find_input_format("video4linux2") else {
@@ -371,7 +381,7 @@ public final class FFmpegSource: VideoSource, @unchecked Sendable {
             }
             watchdog.arm(ms: openMs)
             defer { watchdog.disarm() }
-            return try DecodeSession(url: device, format: format, options: opts, threads: options.decoderThreads,
+            return try DecodeSession(url: device, format: format, options: opts,
                                      lowDelay: true, watchdog: watchdog, name: url, failure: "cannot open camera")
         }
     }
