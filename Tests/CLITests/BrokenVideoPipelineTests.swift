@@ -108,10 +108,11 @@ final class BrokenVideoPipelineTests: ProcessTestCase {
     }
 
     func testBrokenRTSPStreamIsAnsweredExceptItsDamagedFrames() throws {
-        // 7 s published once in real time: the client joins in the first seconds, the damage comes in
-        // the fifth and sixth, the seventh is clean. Every stage blocks (the source waits rather than
-        // dropping), so every frame the source delivers is answered.
-        let clip = try makeBrokenClip(seconds: 7, flipGOP: 4, truncateGOP: 5)
+        // 8 s published once in real time: the client joins in the first seconds (at 3 s here: 1 s
+        // before it asks, 1 s of probing), the damage comes in the sixth and seventh, the eighth is
+        // clean. Every stage blocks (the source waits rather than dropping), so every frame the source
+        // delivers is answered.
+        let clip = try makeBrokenClip(seconds: 8, flipGOP: 5, truncateGOP: 6)
         let (ffmpeg, publish, clientPort) = try startRTSPRelay()
         let pusher = try launch(ffmpeg, ["-nostdin", "-hide_banner", "-loglevel", "error", "-re", "-i", clip.url.path,
                                          "-c", "copy", "-f", "rtsp", publish])
