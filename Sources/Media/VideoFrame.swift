@@ -87,21 +87,18 @@ public struct SourceOptions: Sendable {
     /// When `outputSize` is nil: scale each frame (with swscale, as part of its decode) to the size
     /// this returns for its native size, e.g. an image processor's shortest-edge resize.
     public var scaleTo: (@Sendable (FrameSize) -> FrameSize)?
-    /// Decoder threads asked for (0: FFmpeg's choice). Video is decoded on one thread whatever this
-    /// says: FFmpeg's threaded H.264 decoder lets damaged pictures through unflagged (see
-    /// `SourceEvent.corruptPacket`); the value is still checked, and kept for callers that set it.
-    public var decoderThreads: Int
     /// Called on the thread running `next()` for every event (they are also queued for
     /// `VideoSource.drainEvents()`).
     public var onEvent: (@Sendable (SourceEvent) -> Void)?
 
     /// - Parameters: see the properties; defaults match DESIGN.md's YAML defaults
-    ///   (read timeout 3000 ms, reconnect 500 → 8000 ms, no loop, not realtime, native size,
-    ///   one decoder thread).
+    ///   (read timeout 3000 ms, reconnect 500 → 8000 ms, no loop, not realtime, native size).
+    ///   Video is always decoded on one thread: FFmpeg's threaded H.264 decoder lets damaged pictures
+    ///   through unflagged (see `SourceEvent.corruptPacket`), so there is no thread option.
     public init(
         streamId: String? = nil, transport: RTSPTransport? = nil, readTimeoutMs: Int = 3000,
         openTimeoutMs: Int? = nil, reconnect: ReconnectPolicy = ReconnectPolicy(), loop: Bool = false,
-        realtime: Bool = false, outputSize: FrameSize? = nil, decoderThreads: Int = 1,
+        realtime: Bool = false, outputSize: FrameSize? = nil,
         onEvent: (@Sendable (SourceEvent) -> Void)? = nil
     ) {
         self.streamId = streamId
@@ -112,7 +109,6 @@ public struct SourceOptions: Sendable {
         self.loop = loop
         self.realtime = realtime
         self.outputSize = outputSize
-        self.decoderThreads = decoderThreads
         self.onEvent = onEvent
     }
 
@@ -128,9 +124,6 @@ public struct SourceOptions: Sendable {
         }
         if let s = outputSize, s.width < 1 || s.height < 1 || s.width > 16384 || s.height > 16384 {
             throw MediaError(.invalidArgument, path: path, "output size \(s.width)×\(s.height) must be within 1…16384")
-        }
-        guard decoderThreads >= 0, decoderThreads <= 64 else {
-            throw MediaError(.invalidArgument, path: path, "decoder threads must be in 0…64, got \(decoderThreads)")
         }
         try reconnect.validate(path: path)
     }

@@ -76,8 +76,6 @@ public struct RunOptions: Sendable {
     public var maxTokens = 8
     /// Mean absolute difference (0–255, grey 32×32 thumbnail) under which a frame reuses the last answers; 0 disables.
     public var changeThreshold: Double = 1.5
-    /// FFmpeg decoder threads.
-    public var decoderThreads = 1
     /// How video frames reach the model's resize size: swscale while decoding (the fast path), or
     /// the PIL-exact resize of the image processor on the native frame.
     public var scaler: FrameScaling = .swscale

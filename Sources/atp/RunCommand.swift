@@ -44,7 +44,7 @@ struct RunCommand: ParsableCommand {
                                       token: ProcessInfo.processInfo.environment["ATP_SERVE_TOKEN"].flatMap { $0.isEmpty ? nil : $0 })
         }
         var overlay: OverlayVideo?
-        try PipelineHost.run(spec: spec, sinks: sinks, options: flags.runOptions(threads: compute.threads), flags: flags,
+        try PipelineHost.run(spec: spec, sinks: sinks, options: flags.runOptions(), flags: flags,
                              http: http) { runner in
             guard let overlayVideo else { return }
             let stream = spec.sources.first?.id ?? "source"
@@ -106,8 +106,8 @@ struct PipelineRunFlags: ParsableArguments {
         }
     }
 
-    /// The runner's options; FFmpeg's decoder threads follow --threads (the thread plan).
-    func runOptions(threads: Int?) -> RunOptions {
+    /// The runner's options (video is decoded on one thread whatever --threads says: see SourceOptions).
+    func runOptions() -> RunOptions {
         var o = RunOptions()
         o.sourceOverride = source
         o.queries = query
@@ -116,7 +116,6 @@ struct PipelineRunFlags: ParsableArguments {
         o.maxTokens = maxTokens
         o.changeThreshold = changeThreshold
         o.scaler = scaler
-        o.decoderThreads = threads ?? ProcessInfo.processInfo.activeProcessorCount
         return o
     }
 }

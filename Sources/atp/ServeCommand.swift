@@ -45,7 +45,7 @@ struct ServeCommand: ParsableCommand {
         config.eventBuffer = eventBuffer
         // Line sinks as the YAML says (stdout only with {jsonl: stdout}); the HTTP service always.
         let sinks = try EventSinks(spec.sinks, stdoutWhenEmpty: false)
-        try PipelineHost.run(spec: spec, sinks: sinks, options: flags.runOptions(threads: compute.threads), flags: flags,
+        try PipelineHost.run(spec: spec, sinks: sinks, options: flags.runOptions(), flags: flags,
                              http: config)
     }
 }

@@ -29,12 +29,11 @@ final class BrokenVideoTests: XCTestCase {
         return url
     }
 
-    /// Every frame of `url` and the corrupt-packet events' counts. Four decoder threads are asked for,
-    /// as `atp run` asks for its core count: the source decodes on one thread regardless (a threaded
-    /// decoder misses damage, e.g. the late truncation in `testDamageInTwoGOPsOfOneClip`).
+    /// Every frame of `url` and the corrupt-packet events' counts. (The source decodes on one thread:
+    /// a threaded decoder misses damage, e.g. the late truncation in `testDamageInTwoGOPsOfOneClip`.)
     private func decode(_ url: URL) throws -> (frames: [VideoFrame], corrupt: [Int]) {
         let log = EventLog()
-        let source = try FFmpegSource(url: url.path, options: SourceOptions(decoderThreads: 4, onEvent: { log.append($0) }))
+        let source = try FFmpegSource(url: url.path, options: SourceOptions(onEvent: { log.append($0) }))
         var frames: [VideoFrame] = []
         while let f = try source.next() { frames.append(f) }
         let corrupt = log.events.compactMap { e -> Int? in if case .corruptPacket(_, let n) = e { return n } else { return nil } }

@@ -41,7 +41,6 @@ final class SourcePump: @unchecked Sendable {
             if let r = s.reconnect { so.reconnect.initialMs = r.initialMs; so.reconnect.maxMs = r.maxMs }
             so.loop = s.loop ?? false
             so.realtime = options.realtime || (s.realtime ?? false)
-            so.decoderThreads = options.decoderThreads
             so.onEvent = onEvent
             so.scaleTo = scaleTo
             let source = try VideoSources.open(url: s.url, options: so)
