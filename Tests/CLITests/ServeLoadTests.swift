@@ -8,8 +8,12 @@ import Foundation
 final class ServeLoadTests: XCTestCase {
     func testTwoHundredSSEClientsComeAndGoAndTheServerReturnsToBaseline() throws {
         let t0 = Date()
+        // Under a sanitizer (Tools/sanitize.sh) the instrumented server is several times slower: a
+        // quarter of the clients still exercises every path for memory errors and leaks.
+        let sanitized = ProcessInfo.processInfo.environment["ATP_SANITIZER"] != nil
+        let clients = sanitized ? 50 : 200
         let r = try CLI.run(["bench", "serve", CLI.repo.appendingPathComponent("Pipelines/warehouse.yaml").path,
-                             "--clients", "200", "--seconds", "5", "--warmup", "0.5", "--settle", "8",
+                             "--clients", "\(clients)", "--seconds", "5", "--warmup", "0.5", "--settle", "8",
                              "--rss-tolerance", "0.5", "--json"])
         let summary = r.stderr.split(separator: "\n").suffix(12).joined(separator: "\n")
         let j = try r.json()
@@ -17,10 +21,10 @@ final class ServeLoadTests: XCTestCase {
         XCTAssertEqual(j["pass"] as? Bool, true, "\(j["failures"] ?? "")")
 
         // Every client got events; no SSE error (connect failure, bad head, early close, bad framing).
-        XCTAssertEqual(j["clients_with_data"] as? Int, 200, summary)
+        XCTAssertEqual(j["clients_with_data"] as? Int, clients, summary)
         XCTAssertEqual(j["sse_errors"] as? [String: Int], [:], summary)
-        XCTAssertGreaterThan(j["connections"] as? Int ?? 0, 400, "clients did not come and go: \(summary)")
-        XCTAssertGreaterThanOrEqual(j["peak_open"] as? Int ?? 0, 190, summary)
+        XCTAssertGreaterThan(j["connections"] as? Int ?? 0, 2 * clients, "clients did not come and go: \(summary)")
+        XCTAssertGreaterThanOrEqual(j["peak_open"] as? Int ?? 0, clients * 95 / 100, summary)
         let endings = try XCTUnwrap(j["endings"] as? [String: Int])
         for kind in ["close", "reset", "half-close", "before-head"] { XCTAssertGreaterThan(endings[kind] ?? 0, 0, kind) }
 
@@ -41,11 +45,11 @@ final class ServeLoadTests: XCTestCase {
         let fds = try XCTUnwrap(j["fds"] as? [String: Int])
         XCTAssertEqual(j["fds_back"] as? Bool, true, "fds \(fds)")
         XCTAssertLessThanOrEqual(fds["after"] ?? .max, fds["baseline"] ?? 0)
-        XCTAssertGreaterThan(fds["peak"] ?? 0, (fds["baseline"] ?? 0) + 100, "the load never held many connections: \(fds)")
+        XCTAssertGreaterThan(fds["peak"] ?? 0, (fds["baseline"] ?? 0) + clients / 2, "the load never held many connections: \(fds)")
         XCTAssertEqual(j["sse_clients_after"] as? Int, 0)
         let rss = try XCTUnwrap(j["rss_kb"] as? [String: Int])
         XCTAssertLessThan(Double(rss["after"] ?? .max), Double(rss["baseline"] ?? 0) * 1.5, "RSS \(rss)")
         XCTAssertEqual(j["server_exit"] as? Int, 0, summary)
-        XCTAssertLessThan(Date().timeIntervalSince(t0), 40, "the bounded bench ran long")
+        XCTAssertLessThan(Date().timeIntervalSince(t0), sanitized ? 120 : 40, "the bounded bench ran long")
     }
 }
