@@ -70,7 +70,7 @@ let package = Package(
             .product(name: "Prometheus", package: "swift-prometheus"),
         ]),
         .executableTarget(name: "atp", dependencies: [
-            "Tensor", "ModelIO", "Models", "Gate", "Media", "Pipeline", "Serve",
+            "Tensor", "ModelIO", "Models", "Gate", "Media", "Pipeline", "Serve", "SplitMix",
             .product(name: "ArgumentParser", package: "swift-argument-parser"),
         ]),
         .testTarget(name: "CLITests", dependencies: ["atp", "Media", "ModelIO", "Pipeline"]),

@@ -10,6 +10,7 @@
 import ArgumentParser
 import Dispatch
 import Foundation
+import SplitMix
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -417,13 +418,13 @@ final class QueryMutator: @unchecked Sendable {
     }
     private let port: Int
     private let token: String
-    private var random: LoadRandom
+    private var random: SplitMix64
     private let lock = NSLock()
     private var totals = Totals()
     private var stopFlag = false
 
     init(port: Int, token: String, seed: UInt64) {
-        (self.port, self.token, random) = (port, token, LoadRandom(seed: seed))
+        (self.port, self.token, random) = (port, token, SplitMix64(seed: seed))
     }
 
     var snapshot: Totals { lock.withLock { totals } }

@@ -9,6 +9,7 @@
 // The driver is bounded: one fd per SSE client plus one per request in flight, and four threads.
 import Dispatch
 import Foundation
+import SplitMix
 #if canImport(Glibc)
 import Glibc
 #endif
@@ -16,20 +17,10 @@ import Glibc
 /// Seconds on the monotonic clock.
 func monotonicSeconds() -> Double { Double(DispatchTime.now().uptimeNanoseconds) / 1e9 }
 
-/// A small seeded generator (SplitMix64 steps), so that a run's sequence of client behaviours repeats.
-struct LoadRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-    /// Uniform in `range`.
+extension SplitMix64 {
+    /// Uniform in `range` (the load's jitter).
     mutating func uniform(_ range: ClosedRange<Double>) -> Double {
-        range.lowerBound + Double(next() >> 11) / Double(1 << 53) * (range.upperBound - range.lowerBound)
+        range.lowerBound + nextUnit() * (range.upperBound - range.lowerBound)
     }
 }
 
@@ -302,7 +293,7 @@ final class SSELoad: @unchecked Sendable {   // run() on one thread; totals read
     let headTimeout: Double
     /// A session that waits for an event and gets none in this many seconds is an error.
     let eventTimeout: Double
-    private var random: LoadRandom
+    private var random: SplitMix64
     private var slots: [Slot]
     private let lock = NSLock()
     private var totals = Totals()
@@ -317,7 +308,7 @@ final class SSELoad: @unchecked Sendable {   // run() on one thread; totals read
         self.gap = gap
         self.headTimeout = headTimeout
         self.eventTimeout = eventTimeout
-        random = LoadRandom(seed: seed)
+        random = SplitMix64(seed: seed)
         slots = Array(repeating: Slot(), count: clients)
     }
 
