@@ -48,6 +48,8 @@ final class HTTPServiceTests: XCTestCase {
     override func tearDown() {
         service?.stop()
         service = nil
+        profiler = nil   // XCTest keeps every test case alive until exit: drop what each one built
+        registry = nil
         super.tearDown()
     }
 
