@@ -46,7 +46,10 @@ let package = Package(
         .systemLibrary(name: "CFFmpeg", pkgConfig: "libavformat",
                        providers: [.apt(["libavformat-dev", "libavcodec-dev", "libswscale-dev", "libavdevice-dev"])]),
         .target(name: "CSpin"),
-        .target(name: "Tensor", dependencies: ["COpenBLAS", "CSpin"], swiftSettings: optimised),
+        // Kernels over quantised and 16-bit weights: vector paths are chosen at run time by cpuid
+        // (per-function target attributes), so the flags here only set the optimisation level.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
+        .target(name: "Tensor", dependencies: ["COpenBLAS", "CSpin", "CKernels"], swiftSettings: optimised),
         .target(name: "ModelIO", dependencies: ["Tensor"], swiftSettings: optimised),
         .target(name: "SplitMix", swiftSettings: optimised),
         .target(name: "Models", dependencies: ["Tensor", "ModelIO", "SplitMix"], swiftSettings: optimised),
@@ -57,7 +60,7 @@ let package = Package(
             .product(name: "Yams", package: "Yams"),
             .product(name: "Histogram", package: "hdrhistogram-swift"),
         ]),
-        .testTarget(name: "TensorTests", dependencies: ["Tensor"], swiftSettings: optimised),
+        .testTarget(name: "TensorTests", dependencies: ["Tensor", "CKernels"], swiftSettings: optimised),
         .testTarget(name: "ModelIOTests", dependencies: ["ModelIO", "Tensor"], swiftSettings: optimised),
         .testTarget(name: "ModelsTests", dependencies: ["Models", "ModelIO", "Tensor", "Gate", "Media", "SplitMix"], swiftSettings: optimised),
         .testTarget(name: "GateTests", dependencies: ["Gate", "SplitMix"], swiftSettings: optimised),

@@ -5,4 +5,6 @@
 // OpenBLAS extensions (declared in its cblas.h as well; repeated here for clarity).
 void openblas_set_num_threads(int num_threads);
 int openblas_get_num_threads(void);
+char *openblas_get_corename(void);
+char *openblas_get_config(void);
 #endif

@@ -102,6 +102,28 @@ public final class GGUFFile: @unchecked Sendable {
         return try body(UnsafeRawBufferPointer(start: base + info.fileOffset, count: info.byteCount))
     }
 
+    /// The raw bytes of a tensor, valid as long as this `GGUFFile` lives (the mapping is its own).
+    ///
+    /// - Throws: `.missingTensor` naming the tensor when absent.
+    public func unsafeTensorBytes(named name: String) throws -> UnsafeRawBufferPointer {
+        let info = try requireTensor(name)
+        return UnsafeRawBufferPointer(start: base + info.fileOffset, count: info.byteCount)
+    }
+
+    /// The bytes the tensors take in memory when those of a type in `kept` stay in their own type
+    /// (2-D tensors whose rows split into whole blocks) and the rest become f32; saturating.
+    public func residentFootprint(keeping kept: Set<GGMLType>) -> Int {
+        var total = 0
+        for info in tensors {
+            let keep = kept.contains(info.type) && info.dims.count == 2 && info.type.keepsRows(of: info.rowLength)
+            let (bytes, o1) = keep ? (info.byteCount, false) : info.elementCount.multipliedReportingOverflow(by: 4)
+            let (sum, o2) = total.addingReportingOverflow(bytes)
+            if o1 || o2 { return Int.max }
+            total = sum
+        }
+        return total
+    }
+
     /// The bytes all tensors would take as f32 (4 × total elements), saturating at `Int.max`.
     public func f32Footprint() -> Int {
         var total = 0

@@ -1,3 +1,5 @@
+import Tensor
+
 // GGUF value and tensor types. Facts from the GGUF spec (ggml-org/ggml docs/gguf.md) and
 // gguf-py's `constants.py` (GGUFValueType, GGMLQuantizationType, GGML_QUANT_SIZES).
 
@@ -212,6 +214,28 @@ public enum GGMLType: UInt32, Sendable, CaseIterable {
         default: return false
         }
     }
+}
+
+extension GGMLType {
+    /// The resident `WeightFormat` of this type, when the engine has kernels for it (nil: the
+    /// tensor is converted to f32 at load).
+    public var weightFormat: WeightFormat? {
+        switch self {
+        case .f32: return .f32
+        case .f16: return .f16
+        case .bf16: return .bf16
+        case .q8_0: return .q8_0
+        case .q4_0: return .q4_0
+        case .q4_1: return .q4_1
+        default: return nil
+        }
+    }
+
+    /// The types `--precision native` keeps resident.
+    public static let residentTypes: Set<GGMLType> = Set(allCases.filter { $0.weightFormat != nil && $0 != .f32 })
+
+    /// Whether rows of `rowLength` elements split into whole blocks of this type.
+    func keepsRows(of rowLength: Int) -> Bool { rowLength % blockLayout.blockSize == 0 }
 }
 
 /// Where and how one tensor is stored in a GGUF file.

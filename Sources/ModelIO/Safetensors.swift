@@ -129,6 +129,20 @@ public final class SafetensorsFile: @unchecked Sendable {
     }
 }
 
+extension SafetensorsFile {
+    /// A tensor's stored bytes and their `WeightFormat` (F32, F16, BF16; nil for other dtypes),
+    /// valid as long as this file lives (the mapping is its own).
+    ///
+    /// - Throws: `.missingTensor` when the name is absent.
+    public func unsafeRawTensor(_ name: String) throws -> (format: WeightFormat?, shape: [Int], bytes: UnsafeRawBufferPointer) {
+        guard let e = entries[name] else {
+            throw ModelIOError(.missingTensor, path: url.path, "missing tensor '\(name)'")
+        }
+        let format: WeightFormat? = e.dtype == "F32" ? .f32 : e.dtype == "F16" ? .f16 : e.dtype == "BF16" ? .bf16 : nil
+        return (format, e.shape, file.bytes(e.byteRange.lowerBound, e.byteRange.count))
+    }
+}
+
 /// All weights of an HF model folder: `model.safetensors`, or the shards named by
 /// `model.safetensors.index.json`.
 public struct WeightFiles: @unchecked Sendable {
@@ -186,6 +200,18 @@ public struct WeightFiles: @unchecked Sendable {
             throw ModelIOError(.missingTensor, path: folder.path, "missing tensor '\(name)'")
         }
         return try f.tensor(name)
+    }
+
+    /// The file holding a tensor (nil when absent).
+    public func file(holding name: String) -> SafetensorsFile? { location[name] }
+
+    /// Bytes the tensors take in memory when F16/BF16 ones stay 16-bit (`keep16`) and the rest become f32.
+    public func residentFootprint(keep16: Bool) -> Int {
+        location.reduce(0) { acc, kv in
+            guard let e = kv.value.entries[kv.key] else { return acc }
+            let n = e.shape.reduce(1, *)
+            return acc + (keep16 && (e.dtype == "F16" || e.dtype == "BF16") && e.shape.count == 2 ? 2 * n : 4 * n)
+        }
     }
 
     /// Bytes the tensors would take as f32.

@@ -46,6 +46,21 @@ public final class StrictWeights: @unchecked Sendable {
         return t
     }
 
+    /// The stored bytes of a 2-D `key` of shape `shape` when its dtype is one of `formats` (nil
+    /// otherwise: take it as f32 instead); marks it used. The bytes are valid while `owner` lives.
+    ///
+    /// - Throws: `.missingTensor` naming the key.
+    public func takeRaw(_ key: String, shape: [Int], formats: Set<WeightFormat>) throws
+        -> (format: WeightFormat, bytes: UnsafeRawBufferPointer, owner: SafetensorsFile)? {
+        guard let original = keyMap[key], let file = files.file(holding: original) else {
+            throw ModelIOError(.missingTensor, path: origin, "missing tensor '\(key)'")
+        }
+        let raw = try file.unsafeRawTensor(original)
+        guard let format = raw.format, formats.contains(format), raw.shape == shape, shape.count == 2 else { return nil }
+        used.insert(key)
+        return (format, raw.bytes, file)
+    }
+
     /// Loads `key` if present.
     public func takeOptional(_ key: String, shape: [Int]? = nil) throws -> Tensor? {
         has(key) ? try take(key, shape: shape) : nil

@@ -109,12 +109,13 @@ public final class LlavaModel: @unchecked Sendable {
             || key == "logit_scale"
     }
 
-    /// Loads an HF LLaVA folder.
-    public init(folder: URL) throws {
+    /// Loads an HF LLaVA folder; `precision` applies to the language model (F16/BF16 matrices stay
+    /// 16-bit with `.native`).
+    public init(folder: URL, precision: Precision = .f32) throws {
         let cfgURL = folder.appendingPathComponent("config.json")
         config = try decodeJSONFile(LlavaConfig.self, at: cfgURL)
         let files = try WeightFiles(folder: folder)
-        try ensureFits(bytes: files.f32Footprint, what: folder.path)
+        try ensureFits(bytes: files.residentFootprint(keep16: precision == .native), what: folder.path)
         let w = StrictWeights(files: files, sanitize: Self.sanitize)
         vision = try CLIPVisionTower(config: config.visionConfig, weights: w, prefix: "vision_tower")
         let dv = config.visionConfig.hiddenSize * config.visionFeatureLayers.count
@@ -124,7 +125,8 @@ public final class LlavaModel: @unchecked Sendable {
         proj2w = try w.take("multi_modal_projector.linear_2.weight", shape: [dt, dt])
         proj2b = config.multimodalProjectorBias ? try w.take("multi_modal_projector.linear_2.bias", shape: [dt]) : nil
         projAct = Activation(hfName: config.projectorHiddenAct)!
-        language = try LlamaModel(config: config.textConfig, weights: w, prefix: "language_model.", lmHeadKey: "lm_head.weight")
+        language = try LlamaModel(config: config.textConfig, weights: w, prefix: "language_model.", lmHeadKey: "lm_head.weight",
+                                  precision: precision)
         try w.finish(ignore: Self.isIgnored)
         tokenizer = try BPETokenizer(folder: folder)
         processor = ImageProcessor(config: try ImageProcessorConfig.load(folder: folder))

@@ -34,9 +34,18 @@ struct LlamaLayer: Sendable {
 /// Where the decoder's tensors come from: checkpoint keys for each part, loaded strictly.
 private protocol LlamaTensorSource {
     func take(_ key: String, shape: [Int]) throws -> Tensor
+    /// The parts `(key, [rows, cols])` stacked row-wise into one weight matrix.
+    func matrix(_ parts: [(key: String, shape: [Int])]) throws -> WeightMatrix
     func has(_ key: String) -> Bool
     /// The key of a part of layer `layer` (nil for the embedding, final norm and head).
     func key(_ part: LlamaPart, layer: Int) -> String
+}
+
+extension LlamaTensorSource {
+    /// Every part as f32.
+    func matrix(_ parts: [(key: String, shape: [Int])]) throws -> WeightMatrix {
+        WeightMatrix(concatenating: try parts.map { try take($0.key, shape: $0.shape) })
+    }
 }
 
 private enum LlamaPart {
@@ -48,7 +57,24 @@ private enum LlamaPart {
 private struct HFSource: LlamaTensorSource {
     let weights: StrictWeights
     let prefix: String
+    /// Keep F16/BF16 matrices 16-bit (else every weight becomes f32).
+    let keep16: Bool
     func take(_ key: String, shape: [Int]) throws -> Tensor { try weights.take(key, shape: shape) }
+
+    func matrix(_ parts: [(key: String, shape: [Int])]) throws -> WeightMatrix {
+        var built: [WeightMatrix.Part] = []
+        var owners: [AnyObject] = []
+        for (key, shape) in parts {
+            if keep16, let raw = try weights.takeRaw(key, shape: shape, formats: [.f16, .bf16]) {
+                built.append(WeightMatrix.Part(format: raw.format, rows: shape[0], cols: shape[1], bytes: raw.bytes))
+                owners.append(raw.owner)
+            } else {
+                let t = try take(key, shape: shape)
+                built.append(.f32(t, cols: shape[shape.count - 1]))
+            }
+        }
+        return withExtendedLifetime(owners) { WeightMatrix(cols: parts[0].shape[parts[0].shape.count - 1], parts: built) }
+    }
     func has(_ key: String) -> Bool { weights.has(key) }
     func key(_ part: LlamaPart, layer i: Int) -> String {
         let p = "\(prefix)layers.\(i)."
@@ -78,11 +104,45 @@ private struct HFSource: LlamaTensorSource {
 private final class GGUFSource: LlamaTensorSource {
     let file: GGUFFile
     let unpermuteHeads: (q: Int, k: Int)?
+    /// Types kept resident in their own format (empty: everything becomes f32).
+    let keep: Set<GGMLType>
     private(set) var used: Set<String> = []
 
-    init(file: GGUFFile, unpermuteHeads: (q: Int, k: Int)?) {
+    init(file: GGUFFile, unpermuteHeads: (q: Int, k: Int)?, keep: Set<GGMLType>) {
         self.file = file
         self.unpermuteHeads = unpermuteHeads
+        self.keep = keep
+    }
+
+    /// Parts whose type is kept are copied as they are stored (rows un-permuted like `take`'s);
+    /// the others are dequantised to f32 rows.
+    func matrix(_ parts: [(key: String, shape: [Int])]) throws -> WeightMatrix {
+        var built: [WeightMatrix.Part] = []
+        for (key, shape) in parts {
+            guard let info = file.tensorInfo(named: key), keep.contains(info.type), let format = info.type.weightFormat,
+                  shape.count == 2, info.shape == shape, format.rowBytes(cols: shape[1]) != nil else {
+                let t = try take(key, shape: shape)
+                built.append(.f32(t, cols: shape[shape.count - 1]))
+                continue
+            }
+            let bytes = try file.unsafeTensorBytes(named: key)
+            var order: [Int]?
+            if let heads = unpermuteHeads {
+                if key.contains(".attn_q.") { order = Self.unpermutedOrder(rows: shape[0], heads: heads.q) }
+                if key.contains(".attn_k.") { order = Self.unpermutedOrder(rows: shape[0], heads: heads.k) }
+            }
+            built.append(WeightMatrix.Part(format: format, rows: shape[0], cols: shape[1], bytes: bytes, rowOrder: order))
+            used.insert(key)
+        }
+        return withExtendedLifetime(file) { WeightMatrix(cols: parts[0].shape[1], parts: built) }
+    }
+
+    /// `unpermute` as a row order: HF row `h·d + j·d/2 + i` is GGUF row `h·d + 2i + j`.
+    static func unpermutedOrder(rows: Int, heads: Int) -> [Int] {
+        let d = rows / heads, half = d / 2
+        var order = [Int](repeating: 0, count: rows)
+        for h in 0..<heads { for i in 0..<half { for j in 0..<2 { order[h * d + j * half + i] = h * d + 2 * i + j } } }
+        return order
     }
 
     func has(_ key: String) -> Bool { file.tensorInfo(named: key) != nil }
@@ -169,8 +229,8 @@ public struct LlamaModel: Sendable {
     ///   - lmHeadKey: e.g. `lm_head.weight` or `language_model.lm_head.weight`.
     /// - Throws: `ModelIOError` naming a missing tensor or one of the wrong shape.
     public init(config: LlamaConfig, weights: StrictWeights, prefix: String = "model.",
-                lmHeadKey: String = "lm_head.weight") throws {
-        let src = HFSource(weights: weights, prefix: prefix)
+                lmHeadKey: String = "lm_head.weight", precision: Precision = .f32) throws {
+        let src = HFSource(weights: weights, prefix: prefix, keep16: precision == .native)
         try self.init(config: config, source: src, embedKey: "\(prefix)embed_tokens.weight",
                       normKey: "\(prefix)norm.weight", headKey: lmHeadKey, ropeFactors: nil)
     }
@@ -179,25 +239,29 @@ public struct LlamaModel: Sendable {
     ///
     /// - Throws: `ModelIOError` naming the file and key: unknown `model_type`, a missing or unused
     ///   tensor, or weights larger than the available memory as f32.
-    public init(folder: URL) throws {
+    public init(folder: URL, precision: Precision = .f32) throws {
         let config = try LlamaConfig.load(folder: folder)
         let files = try WeightFiles(folder: folder)
-        try ensureFits(bytes: files.f32Footprint, what: folder.path)
+        try ensureFits(bytes: files.residentFootprint(keep16: precision == .native), what: folder.path)
         let w = StrictWeights(files: files)
-        try self.init(config: config, weights: w)
+        try self.init(config: config, weights: w, precision: precision)
         try w.finish(ignore: Self.isIgnored)
     }
 
     /// Loads a llama.cpp GGUF file (architectures `llama` and `qwen2`; any type `GGUFFile` dequantises).
     ///
+    /// - Parameter precision: `.native` keeps F16, BF16, Q8_0, Q4_0 and Q4_1 matrices resident in
+    ///   their own type (other types become f32); `.f32` and `.bf16` convert every weight to f32.
+    ///   Resolve a request with `Precision.resolve` first: this initialiser does not check the CPU.
     /// - Throws: `ModelIOError` naming the file and the key or tensor at fault.
-    public init(gguf url: URL) throws {
+    public init(gguf url: URL, precision: Precision = .f32) throws {
         let file = try GGUFFile(url: url)
-        try ensureFits(bytes: file.f32Footprint(), what: url.path)
+        let keep = precision == .native ? GGMLType.residentTypes : []
+        try ensureFits(bytes: file.residentFootprint(keeping: keep), what: url.path)
         let config = try LlamaConfig(gguf: file)
         // llama.cpp permutes q/k rows only for the `llama` architecture (for its interleaved RoPE).
         let src = GGUFSource(file: file, unpermuteHeads: config.modelType == "llama"
-                             ? (config.numAttentionHeads, config.numKeyValueHeads) : nil)
+                             ? (config.numAttentionHeads, config.numKeyValueHeads) : nil, keep: keep)
         var factors: [Float]?
         if file.tensorInfo(named: "rope_freqs.weight") != nil {
             factors = try src.take("rope_freqs.weight", shape: [config.headDim / 2]).data
@@ -207,20 +271,41 @@ public struct LlamaModel: Sendable {
         try src.finish()
     }
 
-    /// Loads a `.gguf` file or an HF folder.
-    public static func load(_ url: URL) throws -> LlamaModel {
+    /// Loads a `.gguf` file or an HF folder (`precision` as in `init(gguf:precision:)`).
+    public static func load(_ url: URL, precision: Precision = .f32) throws -> LlamaModel {
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
             throw ModelIOError(.notFound, path: url.path, "no such file or folder")
         }
-        return isDir.boolValue ? try LlamaModel(folder: url) : try LlamaModel(gguf: url)
+        return isDir.boolValue ? try LlamaModel(folder: url, precision: precision) : try LlamaModel(gguf: url, precision: precision)
+    }
+
+    /// The formats of the weight matrices, most bytes first, joined by `+` (e.g. `Q4_1+Q8_0`, `f32`).
+    public var storageName: String {
+        residentWeightBytes.sorted { $0.value > $1.value }.map { "\($0.key)".lowercased() }.joined(separator: "+")
+    }
+
+    /// Bytes of weights one decode step reads: every layer's matrices and the head.
+    public var decodeStepWeightBytes: Int {
+        layers.reduce(lmHead.residentBytes) { $0 + $1.wqkv.residentBytes + $1.wo.residentBytes + $1.wgu.residentBytes + $1.wdown.residentBytes }
+    }
+
+    /// Bytes the weight matrices occupy in memory (norms and biases aside), by storage format.
+    public var residentWeightBytes: [WeightFormat: Int] {
+        var out: [WeightFormat: Int] = [:]
+        var seen = Set<ObjectIdentifier>()
+        for m in [embedTokens, lmHead] + layers.flatMap({ [$0.wqkv, $0.wo, $0.wgu, $0.wdown] })
+        where seen.insert(ObjectIdentifier(m)).inserted {
+            for s in m.segments { out[s.format, default: 0] += s.rows * s.rowBytes }
+        }
+        return out
     }
 
     private init(config c: LlamaConfig, source s: LlamaTensorSource, embedKey: String, normKey: String,
                  headKey: String, ropeFactors: [Float]?) throws {
         config = c
         let d = c.hiddenSize, q = c.qDim, kv = c.kvDim, inner = c.intermediateSize
-        embedTokens = WeightMatrix(try s.take(embedKey, shape: [c.vocabSize, d]))
+        embedTokens = try s.matrix([(embedKey, [c.vocabSize, d])])
         var layers: [LlamaLayer] = []
         for i in 0..<c.numHiddenLayers {
             func t(_ p: LlamaPart, _ shape: [Int]) throws -> Tensor { try s.take(s.key(p, layer: i), shape: shape) }
@@ -231,7 +316,7 @@ public struct LlamaModel: Sendable {
                 return Tensor(shape: [data.count], data: data)
             }
             func matrix(_ parts: [(LlamaPart, [Int])]) throws -> WeightMatrix {
-                WeightMatrix(concatenating: try parts.map { try t($0.0, $0.1) })
+                try s.matrix(parts.map { (s.key($0.0, layer: i), $0.1) })
             }
             layers.append(LlamaLayer(
                 attnNorm: try t(.attnNorm, [d]),
@@ -248,11 +333,11 @@ public struct LlamaModel: Sendable {
         self.layers = layers
         finalNorm = try s.take(normKey, shape: [d])
         if s.has(headKey) {
-            lmHead = WeightMatrix(try s.take(headKey, shape: [c.vocabSize, d]))
+            lmHead = try s.matrix([(headKey, [c.vocabSize, d])])
         } else if c.tieWordEmbeddings {
             lmHead = embedTokens
         } else {
-            lmHead = WeightMatrix(try s.take(headKey, shape: [c.vocabSize, d]))  // throws: missing tensor, named
+            lmHead = try s.matrix([(headKey, [c.vocabSize, d])])  // throws: missing tensor, named
         }
         var inv = c.rope.inverseFrequencies(headDim: c.headDim)
         if let f = ropeFactors {
@@ -285,7 +370,7 @@ public struct LlamaModel: Sendable {
                 throw LlamaError("token id \(id) at position \(r) is outside the vocabulary 0..<\(config.vocabSize)")
             }
             out.withUnsafeMutableBufferPointer { o in
-                (o.baseAddress! + r * d).update(from: embedTokens.pointer + id * d, count: d)
+                embedTokens.dequantize(rows: id..<(id + 1), into: o.baseAddress! + r * d)
             }
         }
         return Tensor(shape: [ids.count, d], data: out)
@@ -353,7 +438,7 @@ public struct LlamaModel: Sendable {
             // Attention block: h = norm(x); qkv = h·Wqkvᵀ + b; rope(q, k); append k, v; x += attn·Woᵀ + bo
             layer.attnNorm.data.withUnsafeBufferPointer { rmsNormRows(x, into: h, rows: t, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps) }
             if let b = layer.bqkv { b.data.withUnsafeBufferPointer { broadcastRows($0.baseAddress!, count: qkvW, rows: t, into: qkv, ldy: qkvW) } }
-            linearRows(h, rows: t, inFeatures: d, weight: layer.wqkv.pointer, outFeatures: qkvW, into: qkv,
+            linearRows(h, rows: t, weight: layer.wqkv, into: qkv,
                        beta: layer.bqkv == nil ? 0 : 1, useGEMV: gemv)
             forRowChunks(t) { r0, n in
                 applyRoPE(qkv + r0 * qkvW, rows: n, ld: qkvW, heads: heads, headDim: hd, cos: cosT + r0 * half, sin: sinT + r0 * half)
@@ -371,15 +456,15 @@ public struct LlamaModel: Sendable {
                 }
             }
             if let b = layer.bo { b.data.withUnsafeBufferPointer { addRows($0.baseAddress!, count: d, rows: t, into: x) } }
-            linearRows(att, rows: t, inFeatures: qd, weight: layer.wo.pointer, outFeatures: d, into: x, beta: 1, useGEMV: gemv)
+            linearRows(att, rows: t, weight: layer.wo, into: x, beta: 1, useGEMV: gemv)
             // MLP block: h = norm(x); gu = h·[Wg; Wu]ᵀ; act = silu(g)·u; x += act·Wdownᵀ
             layer.mlpNorm.data.withUnsafeBufferPointer { rmsNormRows(x, into: h, rows: t, width: d, weight: $0.baseAddress!, eps: c.rmsNormEps) }
             if let b = layer.bgu { b.data.withUnsafeBufferPointer { broadcastRows($0.baseAddress!, count: 2 * inner, rows: t, into: gu, ldy: 2 * inner) } }
-            linearRows(h, rows: t, inFeatures: d, weight: layer.wgu.pointer, outFeatures: 2 * inner, into: gu,
+            linearRows(h, rows: t, weight: layer.wgu, into: gu,
                        beta: layer.bgu == nil ? 0 : 1, useGEMV: gemv)
             forRowChunks(t) { r0, n in swiGLU(gu + r0 * 2 * inner, rows: n, inner: inner, into: act + r0 * inner) }
             if let b = layer.bdown { b.data.withUnsafeBufferPointer { addRows($0.baseAddress!, count: d, rows: t, into: x) } }
-            linearRows(act, rows: t, inFeatures: inner, weight: layer.wdown.pointer, outFeatures: d, into: x, beta: 1, useGEMV: gemv)
+            linearRows(act, rows: t, weight: layer.wdown, into: x, beta: 1, useGEMV: gemv)
         }
         cache.advance(by: t)
         cache.nextPosition = (positions?.last).map { $0 + 1 } ?? start + t
@@ -391,7 +476,7 @@ public struct LlamaModel: Sendable {
         }
         var logits = [Float](repeating: 0, count: outRows * vocab)
         logits.withUnsafeMutableBufferPointer { lp in
-            linearRows(h, rows: outRows, inFeatures: d, weight: lmHead.pointer, outFeatures: vocab, into: lp.baseAddress!, useGEMV: gemv)
+            linearRows(h, rows: outRows, weight: lmHead, into: lp.baseAddress!, useGEMV: gemv)
         }
         return Tensor(shape: allLogits ? [t, vocab] : [vocab], data: logits)
     }

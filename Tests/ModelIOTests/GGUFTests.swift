@@ -3,6 +3,7 @@
 import Foundation
 import XCTest
 @testable import ModelIO
+import Tensor
 
 private let fixtures = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
     .appendingPathComponent("Fixtures/gguf")
@@ -201,6 +202,33 @@ final class GGUFTests: XCTestCase {
             checkedTypes.insert(expected.type)
         }
         XCTAssertEqual(checkedTypes, ["F32", "F16", "BF16", "Q8_0", "Q4_0", "Q4_1", "Q4_K", "Q5_K", "Q6_K"])
+    }
+
+    /// The resident-weight kernels (`--precision native`) read the file's own bytes: their
+    /// dequantisation of every F16, BF16, Q8_0, Q4_0 and Q4_1 tensor equals gguf-py's bit for bit,
+    /// at the AVX2 level and at the scalar one.
+    func testResidentKernelsDequantiseLikeGGUFPy() throws {
+        let goldens = try decode(Goldens.self, "goldens.json")
+        let gguf = try GGUFFile(url: typesURL)
+        var checked = Set<String>()
+        defer { CPUKernels.setLevel(nil) }
+        for expected in goldens.tensors {
+            let info = try XCTUnwrap(gguf.tensorInfo(named: expected.name))
+            guard let golden = expected.golden, let format = info.type.weightFormat, format != .f32,
+                  format.rowBytes(cols: info.rowLength) != nil else { continue }
+            let want = try goldenBits(golden)
+            let bytes = try gguf.unsafeTensorBytes(named: expected.name)
+            let m = WeightMatrix(cols: info.rowLength, parts: [.init(format: format, rows: info.rowCount, cols: info.rowLength, bytes: bytes)])
+            XCTAssertEqual(m.residentBytes, info.byteCount, expected.name)
+            for level in [CPUKernels.Level.avx2, .scalar] {
+                CPUKernels.setLevel(level)
+                let got = m.tensor.data
+                let mismatches = zip(bits(got), want).filter { $0.0 != $0.1 }.count
+                XCTAssertEqual(mismatches, 0, "\(expected.name) (\(expected.type)) at level \(CPUKernels.level)")
+            }
+            checked.insert(expected.type)
+        }
+        XCTAssertEqual(checked, ["F16", "BF16", "Q8_0", "Q4_0", "Q4_1"])
     }
 
     func testSpecialFloatValuesSurviveBitExactly() throws {

@@ -62,6 +62,20 @@ final class LlamaParityTests: XCTestCase {
         }
     }
 
+    /// A BF16 safetensors folder loaded native keeps its matrices 16-bit and still reproduces
+    /// transformers' float32 outputs (the widened values are exact).
+    func testBF16FolderNativeMatchesTransformers() throws {
+        let goldens = try Self.goldens()
+        for name in ["qwen2-tied-bf16", "qwen2-tied-bf16-4x"] {
+            let folder = Self.fixtures.appendingPathComponent(name)
+            let model = try LlamaModel(folder: folder, precision: .native)
+            XCTAssertEqual(model.storageName, "bf16", name)
+            let f32 = try LlamaModel(folder: folder, precision: .f32)
+            XCTAssertEqual(model.residentWeightBytes.values.reduce(0, +) * 2, f32.residentWeightBytes.values.reduce(0, +), name)
+            try checkParity(model, try XCTUnwrap(goldens[name]), "\(name) native")
+        }
+    }
+
     func testGGUFMatchesHF() throws {
         let url = Self.fixtures.appendingPathComponent("llama-gqa-f32.gguf")
         let gguf = try GGUFFile(url: url)
