@@ -6,6 +6,16 @@ cd "$(dirname "$0")/.."
 bash Tools/setup.sh || exit 1
 export ATP_SMOLLM2_GGUF="${ATP_SMOLLM2_GGUF:-$(bash Tools/fetch_smollm2.sh || true)}"
 swift build --build-tests || exit 1
+# OpenBLAS picks its kernels from a table of CPU models when it loads; on a CPU it does not know it
+# falls back to generic SSE3 kernels. `atp` restarts itself with the kernel set the cpuid flags call
+# for; the test processes get the same setting here (NativeKernelTests fails loudly without it).
+if [ -z "${OPENBLAS_CORETYPE:-}" ]; then
+  core=$(ATP_BLAS_KEEP_CORE=1 "$(swift build --show-bin-path)/atp" bench kernels --coretype 2>/dev/null || true)
+  if [ -n "$core" ]; then
+    export OPENBLAS_CORETYPE=$core
+    echo "tests: OpenBLAS chose a generic kernel set on this CPU; OPENBLAS_CORETYPE=$core"
+  fi
+fi
 LOG=$(mktemp)
 swift test --skip-build --disable-swift-testing 2>&1 | tee "$LOG"
 rc=${PIPESTATUS[0]}

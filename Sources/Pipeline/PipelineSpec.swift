@@ -1,5 +1,6 @@
 // Pipelines/*.yaml: the Codable spec of a pipeline, decoded strictly with Yams.
 import Foundation
+import Tensor
 import Yams
 import Gate
 
@@ -236,12 +237,15 @@ public struct ModelSpec: Codable, Sendable, Equatable {
     public var vlm: String?
     /// The CLIP folder used for relevance.
     public var clip: String?
+    /// The language model's weight precision (`native` when absent; `--precision` overrides it).
+    public var precision: Precision?
 
-    enum CodingKeys: String, CodingKey, CaseIterable { case vlm, clip }
+    enum CodingKeys: String, CodingKey, CaseIterable { case vlm, clip, precision }
 
-    public init(vlm: String? = nil, clip: String? = nil) {
+    public init(vlm: String? = nil, clip: String? = nil, precision: Precision? = nil) {
         self.vlm = vlm
         self.clip = clip
+        self.precision = precision
     }
 
     public init(from decoder: Decoder) throws {
@@ -249,6 +253,13 @@ public struct ModelSpec: Codable, Sendable, Equatable {
         let c = try decoder.container(keyedBy: CodingKeys.self)
         vlm = try c.decodeIfPresent(String.self, forKey: .vlm)
         clip = try c.decodeIfPresent(String.self, forKey: .clip)
+        if let p = try c.decodeIfPresent(String.self, forKey: .precision) {
+            guard let v = Precision(rawValue: p) else {
+                throw DecodingError.dataCorruptedError(forKey: .precision, in: c,
+                    debugDescription: "'\(p)' is not a precision (expected one of: \(Precision.allCases.map(\.rawValue).joined(separator: ", ")))")
+            }
+            precision = v
+        }
     }
 }
 

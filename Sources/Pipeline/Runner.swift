@@ -1,4 +1,5 @@
 import Foundation
+import Tensor
 import Dispatch
 import Media
 import Models
@@ -40,8 +41,10 @@ public final class PipelineRunner: @unchecked Sendable {
         guard let vlm = spec.model?.vlm else {
             throw PipelineError.spec(file: spec.name, key: "model.vlm", message: "required to run")
         }
-        session = try VLMSession(vlmFolder: URL(fileURLWithPath: vlm), clipFolder: spec.model?.clip.map { URL(fileURLWithPath: $0) })
-        var calibrationNote: [String] = []
+        let precision = Precision.resolve(spec.model?.precision ?? .native)
+        session = try VLMSession(vlmFolder: URL(fileURLWithPath: vlm), clipFolder: spec.model?.clip.map { URL(fileURLWithPath: $0) },
+                                 precision: precision.precision)
+        var calibrationNote: [String] = precision.note.map { [$0] } ?? []
         let base = try GateCalibration.resolve(folder: URL(fileURLWithPath: vlm), overrides: spec.gate) { calibrationNote.append($0) }
         baseGate = base
         runNotes = calibrationNote

@@ -21,12 +21,16 @@ public final class VLMSession: @unchecked Sendable {
     public let notes: [String]
     /// Token ids whose text is a form of "yes" (for p_yes).
     public let yesIds: Set<Int>
+    /// The storage of the language model's weight matrices, e.g. `f32` or `bf16+f32` (for reports).
+    public var precisionName: String { vlm.language.storageName }
     private let lock = NSLock()
     private var textEmbeddings: [String: [Float]] = [:]
 
     /// Loads a VLM and its CLIP checkpoint: `clipFolder`, or else the VLM folder's `clip/` subfolder
     /// when it holds a config.json (DESIGN.md).
-    public init(vlmFolder: URL, clipFolder explicitClip: URL?) throws {
+    /// `precision` applies to the language model (see `LlamaModel.init(gguf:precision:)`): with
+    /// `.native`, F16/BF16 safetensors matrices stay 16-bit.
+    public init(vlmFolder: URL, clipFolder explicitClip: URL?, precision: Precision = .f32) throws {
         let bundled = vlmFolder.appendingPathComponent("clip")
         let clipFolder = explicitClip
             ?? (FileManager.default.fileExists(atPath: bundled.appendingPathComponent("config.json").path) ? bundled : nil)
@@ -35,7 +39,7 @@ public final class VLMSession: @unchecked Sendable {
             throw ModelIOError(.unsupported, path: vlmFolder.appendingPathComponent("config.json").path,
                                "model_type '\(kind.rawValue)' is not a vision-language model (expected 'llava')")
         }
-        vlm = try LlavaModel(folder: vlmFolder)
+        vlm = try LlavaModel(folder: vlmFolder, precision: precision)
         var notes: [String] = []
         if let clipFolder {
             let c = try CLIPModel(folder: clipFolder)

@@ -4,6 +4,7 @@ import Gate
 import Media
 import Models
 import Pipeline
+import Tensor
 
 struct AskCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
@@ -26,7 +27,7 @@ struct AskCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
-        let (session, pixels) = try input.load()
+        let (session, pixels) = try input.load(precision: compute.loadPrecision())
         let encoded = try session.encode(pixels: pixels)
         let (decision, keptTokens, gateMs) = try session.gate(encoded, query: query, config: gate.config(model: input.model))
         let answer = try session.answer(encoded, keptTokens: keptTokens, query: query, maxTokens: maxTokens)
@@ -57,8 +58,8 @@ struct VLMInputOptions: ParsableArguments {
     var image: String
 
     /// Loads the session (its notes go to stderr) and the image, preprocessed for the vision tower.
-    func load() throws -> (VLMSession, [Float]) {
-        let session = try loadSession(model: model, clip: clip)
+    func load(precision: Precision) throws -> (VLMSession, [Float]) {
+        let session = try loadSession(model: model, clip: clip, precision: precision)
         let img = try ImageIO.read(URL(fileURLWithPath: image))
         return (session, try session.preprocess(rgb: img.pixels, width: img.width, height: img.height))
     }

@@ -46,7 +46,7 @@ struct BenchAsk: ParsableCommand {
     func run() throws {
         try compute.apply()
         printErr("loading \(input.model)…")
-        let (session, pixels) = try input.load()
+        let (session, pixels) = try input.load(precision: compute.loadPrecision())
 
         let full = GateConfig(method: .full, budget: .keep(1))
         let pruned = GateConfig(method: GateMethod(rawValue: method)!, budget: .keep(keep))

@@ -9,7 +9,7 @@ struct BenchCommand: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "bench",
         abstract: "Benchmarks, each with a baseline measured in the same process.",
-        subcommands: [BenchEncode.self, BenchLM.self, BenchAsk.self, BenchGraph.self, BenchGate.self, BenchServe.self])
+        subcommands: [BenchKernels.self, BenchEncode.self, BenchLM.self, BenchAsk.self, BenchGraph.self, BenchGate.self, BenchServe.self])
 }
 
 /// Times `body` `repeats` times after one warm-up; returns the median seconds.

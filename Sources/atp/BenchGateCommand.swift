@@ -130,7 +130,7 @@ struct BenchGate: ParsableCommand {
             throw CLIError("--model \(model): no \(GateCalibration.fileName); run `atp calibrate --model \(model) --data VAL` first")
         }
         printErr("atp: note: gate: calibrated values from \(model)/\(GateCalibration.fileName): \(cal.summary)")
-        let session = try loadSession(model: model, clip: clip)
+        let session = try loadSession(model: model, clip: clip, precision: compute.loadPrecision())
         func best(_ m: String) -> (alpha: Double, sign: Int)? {
             let g = cal.grid.filter { $0.method == m }
             guard var b = g.first else { return nil }
@@ -167,7 +167,7 @@ struct BenchGate: ParsableCommand {
             let relevant = c.method == .atp || c.method == .atpDiv || c.method == .text
             return GateBenchRow(model: name, dataset: r.dataset, method: c.method.rawValue,
                                 alpha: c.method == .text ? 1 : (relevant ? c.alpha : 0), sign: relevant ? c.sign : 1,
-                                calibrated: calibrated, precision: "f32", keep: keep, count: r.count, accuracy: r.accuracy,
+                                calibrated: calibrated, precision: session.precisionName, keep: keep, count: r.count, accuracy: r.accuracy,
                                 prefill_gflops: r.prefillGFLOPs, ms_per_answer: r.msPerAnswer)
         }
     }

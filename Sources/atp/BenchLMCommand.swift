@@ -34,8 +34,14 @@ struct BenchLM: ParsableCommand {
 
     func run() throws {
         try compute.apply()
-        printErr("loading \(model)…")
-        var lm = try LlamaModel.load(URL(fileURLWithPath: model))
+        let precision = compute.loadPrecision()
+        printErr("loading \(model) (precision \(precision))…")
+        var lm = try LlamaModel.load(URL(fileURLWithPath: model), precision: precision)
+        printErr("kernels: OpenBLAS \(BLAS.coreName), atp \(CPUKernels.level) (cpu: \(CPUKernels.features)); weights \(lm.storageName), "
+                 + String(format: "%.1f MB resident", Double(lm.residentWeightBytes.values.reduce(0, +)) / 1e6))
+        if let better = BLAS.betterCoreType {
+            printErr("atp: warning: OpenBLAS runs its generic \(BLAS.coreName) kernels on this CPU; set OPENBLAS_CORETYPE=\(better) for its vector kernels")
+        }
         lm.decodeUsesGEMV = !decodeGemm
         let c = lm.config
         var g = UInt64(7)
@@ -72,8 +78,10 @@ struct BenchLM: ParsableCommand {
             gemv(w, rows: n, cols: k, x: x, into: y)
         }
         let decodeShapeFlops = Double(genTokens) * decodeShapes.reduce(0.0) { $0 + 2 * Double($1.n * $1.k * $1.count) }
-        // Bytes of weights one decode step streams (the f32 matrices it multiplies).
-        let stepBytes = decodeShapes.reduce(0.0) { $0 + 4 * Double($1.n * $1.k * $1.count) }
+        // Bytes of weights one decode step streams: the matrices it multiplies, as stored (the
+        // baselines' f32 copies of the same shapes for the kernel-alone figure).
+        let stepBytes = Double(model.decodeStepWeightBytes)
+        let f32StepBytes = decodeShapes.reduce(0.0) { $0 + 4 * Double($1.n * $1.k * $1.count) }
 
         let pg = prefillFlops / prefill / 1e9, pb = prefillShapeFlops / prefillBase / 1e9
         let dg = decodeFlops / decode / 1e9, db = decodeShapeFlops / decodeBase / 1e9
@@ -84,8 +92,11 @@ struct BenchLM: ParsableCommand {
             ("decode_gflops", .double(dg)), ("decode_sgemm_gflops", .double(db)), ("decode_ratio", .double(dg / db)),
             ("decode_weight_gb_s", .double(stepBytes * Double(genTokens) / decode / 1e9)),
             ("decode_kernel_gflops", .double(decodeShapeFlops / decodeKernel / 1e9)),
-            ("decode_kernel_weight_gb_s", .double(stepBytes * Double(genTokens) / decodeKernel / 1e9)),
+            ("decode_kernel_weight_gb_s", .double(f32StepBytes * Double(genTokens) / decodeKernel / 1e9)),
             ("prompt_tokens", .int(promptTokens)), ("gen_tokens", .int(genTokens)), ("threads", .int(BLAS.threads)),
+            ("precision", .string(precision.rawValue)), ("weights", .string(model.storageName)),
+            ("resident_weight_bytes", .int(model.residentWeightBytes.values.reduce(0, +))),
+            ("openblas_core", .string(BLAS.coreName)), ("atp_kernels", .string(CPUKernels.level.description)),
         ])
         if json { result.printLine() } else {
             printErr(String(format: "prefill pp%d: %.1f tok/s, %.1f GFLOP/s; cblas_sgemm same shapes: %.1f GFLOP/s; ratio %.2f",

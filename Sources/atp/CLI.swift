@@ -14,6 +14,16 @@ struct ATP: ParsableCommand {
 struct ComputeOptions: ParsableArguments {
     @Option(name: .long, help: "Worker threads for BLAS and kernels (default: the core count).")
     var threads: Int?
+    @Option(help: ArgumentHelp("Weights' precision: native (as stored: GGUF Q8_0/Q4_0/Q4_1 and F16/BF16 stay resident and run on this CPU's integer and 16-bit kernels; the default), bf16 (bf16 GEMMs on AVX-512 BF16: not implemented yet, runs as f32), or f32 (every weight converted to f32: the reference). A pipeline's model.precision applies when this is not given.", valueName: "native|bf16|f32"))
+    var precision: Precision?
+
+    /// The precision to load models with on this CPU (the flag, else `fallback`); prints one line on
+    /// stderr when the CPU cannot run the request and it falls back.
+    func loadPrecision(default fallback: Precision = .native) -> Precision {
+        let r = Precision.resolve(precision ?? fallback)
+        if let note = r.note { printErr("atp: note: \(note)") }
+        return r.precision
+    }
 
     func apply() throws {
         let n = threads ?? ProcessInfo.processInfo.activeProcessorCount
@@ -52,3 +62,5 @@ func runCLI(_ root: ATP.Type) -> Never {
 func printErr(_ text: String) {
     FileHandle.standardError.write(Data((text + "\n").utf8))
 }
+
+extension Precision: ExpressibleByArgument {}

@@ -57,7 +57,7 @@ struct CalibrateCommand: ParsableCommand {
         if dataFolder.name.hasSuffix("-test") {
             printErr("atp: warning: --data \(data) is named '\(dataFolder.name)': calibrate on a validation split, not on the split you report")
         }
-        let session = try loadSession(model: model, clip: clip)
+        let session = try loadSession(model: model, clip: clip, precision: compute.loadPrecision())
         guard session.hasRelevance else {
             throw CLIError("--model \(model): the gate has no relevance signal (no CLIP text tower), so there is no sign or alpha to calibrate")
         }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensor
 import Gate
 import Pipeline
 
@@ -20,8 +21,6 @@ struct EvalCommand: ParsableCommand {
     var limit: Int?
     @Option(name: .customLong("max-tokens"), help: "Most tokens to generate per answer.")
     var maxTokens: Int = 8
-    @Option(help: "Compute precision: f32 (the only one this engine has so far).")
-    var precision: String = "f32"
     @Option(help: "Also write each question's answer as JSON Lines to this file: image, question, answer (expected), type, generated, correct.")
     var predictions: String?
     @Flag(help: "Print one JSON object on stdout.")
@@ -33,9 +32,6 @@ struct EvalCommand: ParsableCommand {
     func validate() throws {
         guard maxTokens >= 1 else { throw ValidationError("--max-tokens \(maxTokens): must be ≥ 1") }
         if let limit { guard limit >= 1 else { throw ValidationError("--limit \(limit): must be ≥ 1") } }
-        guard precision == "f32" else {
-            throw ValidationError("--precision \(precision): not available yet; this engine computes in f32 (use --precision f32)")
-        }
     }
 
     func run() throws {
@@ -44,7 +40,8 @@ struct EvalCommand: ParsableCommand {
         do { dataFolder = try DataFolder(url: URL(fileURLWithPath: data)) } catch let e as DataFolderError {
             throw CLIError(e.description)
         }
-        let session = try loadSession(model: model, clip: clip)
+        let precision = compute.loadPrecision()
+        let session = try loadSession(model: model, clip: clip, precision: precision)
         let config = try gate.config(model: model)
         let total = min(limit ?? dataFolder.items.count, dataFolder.items.count)
         let progress = Progress(label: "eval", total: total)
@@ -70,7 +67,7 @@ struct EvalCommand: ParsableCommand {
             ("by_type", .object(types.map { ($0, .double(Double(result.byType[$0]!.correct) / Double(result.byType[$0]!.count))) })),
             ("method", .string(config.method.rawValue)), ("alpha", .double(session.hasRelevance ? config.alpha : 0)),
             ("sign", .int(config.sign)), ("keep", keep), ("mean_kept", .double(result.meanKept)),
-            ("visual_tokens", .int(result.visualTokens)), ("precision", .string(precision)),
+            ("visual_tokens", .int(result.visualTokens)), ("precision", .string(session.precisionName)),
             ("ms_per_answer", .double(result.msPerAnswer)), ("scaler", .string(scaler.rawValue)),
         ])
         printErr(String(format: "eval: %@: %d questions, accuracy %.4f, %.1f ms per answer, mean kept %.1f of %d",
@@ -94,13 +91,13 @@ struct EvalCommand: ParsableCommand {
 }
 
 /// Loads a LLaVA folder with its CLIP (`--clip`, else `MODEL/clip` when present); notes go to stderr.
-func loadSession(model: String, clip: String?) throws -> VLMSession {
+func loadSession(model: String, clip: String?, precision: Precision) throws -> VLMSession {
     let folder = URL(fileURLWithPath: model)
     var isDir: ObjCBool = false
     guard FileManager.default.fileExists(atPath: folder.path, isDirectory: &isDir), isDir.boolValue else {
         throw CLIError("--model \(model): not a folder (expected an HF LLaVA folder)")
     }
-    let session = try VLMSession(vlmFolder: folder, clipFolder: clip.map { URL(fileURLWithPath: $0) })
+    let session = try VLMSession(vlmFolder: folder, clipFolder: clip.map { URL(fileURLWithPath: $0) }, precision: precision)
     for note in session.notes { printErr("atp: note: \(note)") }
     return session
 }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import Tensor
 import ModelIO
 import Models
 
@@ -8,7 +9,7 @@ struct LoadedLM {
     let model: LlamaModel
     let tokenizer: any TextTokenizer
 
-    init(path: String) throws {
+    init(path: String, precision: Precision) throws {
         let url = URL(fileURLWithPath: path)
         var isDir: ObjCBool = false
         guard FileManager.default.fileExists(atPath: url.path, isDirectory: &isDir) else {
@@ -19,11 +20,11 @@ struct LoadedLM {
             guard kind == .llama || kind == .qwen2 else {
                 throw CLIError("--model \(path): model_type '\(kind.rawValue)' is not a language model (use atp ask for llava)")
             }
-            model = try LlamaModel(folder: url)
+            model = try LlamaModel(folder: url, precision: precision)
             tokenizer = try BPETokenizer(folder: url)
         } else {
             let file = try GGUFFile(url: url)
-            model = try LlamaModel(gguf: url)
+            model = try LlamaModel(gguf: url, precision: precision)
             tokenizer = try BPETokenizer(gguf: file)
         }
     }
@@ -61,7 +62,7 @@ struct GenerateCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
-        let lm = try LoadedLM(path: model)
+        let lm = try LoadedLM(path: model, precision: compute.loadPrecision())
         let promptIds: [Int]
         if let chat {
             guard let template = lm.tokenizer.chatTemplate else {

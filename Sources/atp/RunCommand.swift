@@ -34,7 +34,8 @@ struct RunCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
-        let spec = try PipelineSpec.load(from: URL(fileURLWithPath: pipeline))
+        var spec = try PipelineSpec.load(from: URL(fileURLWithPath: pipeline))
+        if let p = compute.precision { spec.model?.precision = p }
         // Sinks as the YAML says: JSON Lines to stdout (also when it names none) and files; an http sink
         // starts `atp serve`'s HTTP service on its address (a token from ATP_SERVE_TOKEN off loopback).
         let sinks = try EventSinks(spec.sinks, stdoutWhenEmpty: true)

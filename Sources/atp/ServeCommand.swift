@@ -36,7 +36,8 @@ struct ServeCommand: ParsableCommand {
 
     func run() throws {
         try compute.apply()
-        let spec = try PipelineSpec.load(from: URL(fileURLWithPath: pipeline))
+        var spec = try PipelineSpec.load(from: URL(fileURLWithPath: pipeline))
+        if let p = compute.precision { spec.model?.precision = p }
         var config = ServeConfiguration()
         for case let .http(h, p) in spec.sinks { (config.host, config.port) = (h, p) }
         if let host { config.host = host }

@@ -22,7 +22,7 @@ final class GenerateAskCLITests: XCTestCase {
         let g = try JSONDecoder().decode(SmolGolden.self, from: Data(contentsOf: CLI.fixtures.appendingPathComponent("llama/smollm2_golden.json")))
         XCTAssertEqual(g.cases.count, 3)
         for c in g.cases {
-            let r = try CLI.run(["generate", "--model", model, "--chat", c.chat, "--max-tokens", "\(g.max_new_tokens)", "--json"])
+            let r = try CLI.run(["generate", "--model", model, "--chat", c.chat, "--max-tokens", "\(g.max_new_tokens)", "--json", "--precision", "f32"])
             XCTAssertEqual(r.status, 0, r.stderr)
             let j = try r.json()
             XCTAssertEqual(j["prompt_ids"] as? [Int], c.prompt_ids, "prompt ids of '\(c.chat)'")

@@ -1,5 +1,6 @@
 import Foundation
 import XCTest
+import Tensor
 import Gate
 @testable import Pipeline
 
@@ -22,6 +23,7 @@ final class PipelineSpecTests: XCTestCase {
         let samples = folder.deletingLastPathComponent().appendingPathComponent("Samples/models/atp-tiny").path
         XCTAssertEqual(spec.model?.vlm, samples)
         XCTAssertEqual(spec.model?.clip, samples + "/clip")
+        XCTAssertEqual(spec.model?.precision, .native)
         XCTAssertEqual(spec.gate, GateSpec(method: "atp", alpha: 0.5, keep: 0.25, sign: -1, norm: "minmax"))
         XCTAssertEqual(spec.queries.map(\.id), ["person-in-aisle", "forklift", "spill"])
         XCTAssertEqual(spec.stages["video_decode"], StageSpec(queue: 4, policy: .latest, budgetMs: 10))
@@ -103,7 +105,9 @@ final class PipelineSpecTests: XCTestCase {
             ("name: p\nsources: [{id: s, url: a.mp4, read_timeout_ms: 0}]",
              "t.yaml: sources[0].read_timeout_ms: must be > 0, got 0"),
             ("name: p\nmodel: {vlm: a, lora: b}",
-             "t.yaml: model.lora: unknown key 'lora' (expected one of vlm, clip)"),
+             "t.yaml: model.lora: unknown key 'lora' (expected one of vlm, clip, precision)"),
+            ("name: p\nmodel: {vlm: a, precision: int3}",
+             "t.yaml: model.precision: 'int3' is not a precision (expected one of: native, bf16, f32)"),
             ("name: p\nsinks: [{http: {port: 70000}}]",
              "t.yaml: sinks[0].http.port: must be in 0...65535, got 70000"),
             ("name: p\nsinks: [{kafka: x}]",
