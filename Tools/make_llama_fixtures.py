@@ -92,7 +92,7 @@ def llama_permute(w: np.ndarray, n_head: int, n_head_kv: int | None) -> np.ndarr
             .swapaxes(1, 2).reshape(w.shape))
 
 
-def gguf_writer(path: Path, arch: str, name: str, cfg: dict, rope_dim: int | None = None):
+def gguf_writer(path: Path, arch: str, name: str, cfg: dict, rope_dim: int | None = None, file_type=None):
     """A GGUFWriter with the hyper-parameters of an HF config and a placeholder vocabulary (t0, t1, …)."""
     import gguf
     rp = cfg.get("rope_parameters") or {"rope_theta": cfg["rope_theta"]}
@@ -108,7 +108,7 @@ def gguf_writer(path: Path, arch: str, name: str, cfg: dict, rope_dim: int | Non
     writer.add_rope_freq_base(rp["rope_theta"])
     if rope_dim is not None:
         writer.add_rope_dimension_count(rope_dim)
-    writer.add_file_type(gguf.LlamaFileType.ALL_F32)
+    writer.add_file_type(file_type if file_type is not None else gguf.LlamaFileType.ALL_F32)
     writer.add_tokenizer_model("gpt2")
     writer.add_token_list([f"t{i}" for i in range(cfg["vocab_size"])])
     return writer
@@ -264,8 +264,31 @@ def make_bench_model(out: Path):
     print(f"wrote {out}", file=sys.stderr)
 
 
-def write_bench_gguf(folder: Path, path: Path):
-    """The --bench-model folder as an F32 `qwen2` GGUF that llama.cpp's llama-bench and `atp bench lm` both load.
+class QuantisingWriter:
+    """Passes everything to a GGUFWriter, storing 2-D weights in `qtype` (gguf-py's reference quantiser)."""
+
+    def __init__(self, writer, qtype):
+        self.writer, self.qtype = writer, qtype
+
+    def __getattr__(self, name):
+        return getattr(self.writer, name)
+
+    def add_tensor(self, name, value):
+        import gguf
+        from gguf import quants
+        if value.ndim == 2 and self.qtype != gguf.GGMLQuantizationType.F32:
+            self.writer.add_tensor(name, quants.quantize(value, self.qtype), raw_dtype=self.qtype)
+        else:
+            self.writer.add_tensor(name, value)
+
+
+BENCH_TYPES = {"F32": ("F32", "ALL_F32"), "F16": ("F16", "MOSTLY_F16"), "BF16": ("BF16", "MOSTLY_BF16"),
+               "Q8_0": ("Q8_0", "MOSTLY_Q8_0"), "Q4_0": ("Q4_0", "MOSTLY_Q4_0"), "Q4_1": ("Q4_1", "MOSTLY_Q4_1")}
+
+
+def write_bench_gguf(folder: Path, path: Path, kind: str = "F32"):
+    """The --bench-model folder as a `qwen2` GGUF that llama.cpp's llama-bench and `atp bench lm` both
+    load: every 2-D weight in `kind` (F32, F16, BF16, Q8_0, Q4_0, Q4_1), norms and biases in F32.
 
     The vocabulary is placeholders (t0, t1, …; one merge): llama-bench feeds random token ids.
     """
@@ -273,7 +296,10 @@ def write_bench_gguf(folder: Path, path: Path):
     from safetensors.torch import load_file
     cfg = json.loads((folder / "config.json").read_text())
     w = {k: v.float().numpy() for k, v in load_file(folder / "model.safetensors").items()}
-    writer = gguf_writer(path, "qwen2", "atp bench qwen2-0.5b", cfg)
+    qtype, ftype = BENCH_TYPES[kind]
+    writer = QuantisingWriter(gguf_writer(path, "qwen2", "atp bench qwen2-0.5b", cfg,
+                                          file_type=getattr(gguf.LlamaFileType, ftype)),
+                              getattr(gguf.GGMLQuantizationType, qtype))
     writer.add_tokenizer_pre("qwen2")
     writer.add_token_merges(["t 1"])
     writer.add_bos_token_id(cfg["bos_token_id"])
@@ -296,10 +322,12 @@ def main():
     ap.add_argument("--smollm2", type=Path, help="SmolLM2-135M-Instruct GGUF file")
     ap.add_argument("--bench-model", type=Path, help="output folder (outside the repository)")
     ap.add_argument("--bench-gguf", type=Path, nargs=2, metavar=("FOLDER", "OUT"),
-                    help="convert a --bench-model folder to an F32 GGUF (for llama-bench and atp bench lm)")
+                    help="convert a --bench-model folder to a GGUF (for llama-bench and atp bench lm)")
+    ap.add_argument("--bench-type", choices=sorted(BENCH_TYPES), default="F32",
+                    help="storage of the --bench-gguf file's 2-D weights (default F32)")
     a = ap.parse_args()
     if a.bench_gguf:
-        write_bench_gguf(*a.bench_gguf)
+        write_bench_gguf(*a.bench_gguf, kind=a.bench_type)
     elif a.bench_model:
         if ROOT in a.bench_model.resolve().parents:
             sys.exit("--bench-model: write it outside the repository")

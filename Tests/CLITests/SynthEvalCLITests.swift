@@ -72,7 +72,7 @@ final class SynthEvalCLITests: XCTestCase {
         XCTAssertEqual(all["count"] as? Int, questions.count)
         XCTAssertEqual(all["visual_tokens"] as? Int, 196)
         XCTAssertEqual(all["mean_kept"] as? Double, 196)
-        XCTAssertEqual(all["precision"] as? String, "f32")
+        XCTAssertEqual(all["precision"] as? String, "f16", "the bundled model stores F16; --precision native (the default) keeps it so")
         XCTAssertEqual(Set((all["by_type"] as! [String: Double]).keys), Set(questions.map { $0["type"]! }))
         // The trained model answers these scenes (the README reports the full test split).
         XCTAssertGreaterThanOrEqual(all["accuracy"] as! Double, 0.8, r.stderr)
