@@ -8,6 +8,9 @@
 #   bash Tools/soak.sh [SECONDS] [OUTDIR] [PIPELINE]      (defaults: 3600, soak-out, Pipelines/warehouse.yaml)
 #
 # Needs a release build (swift build -c release) and python3 (the plot only).
+# On a shared machine, run it at real-time priority (`chrt -r 10 bash Tools/soak.sh …`): the server
+# then gets the CPU it asks for whatever else runs, and the p99 measures the server, not the neighbours
+# (the load panel of the plot still shows what ran beside it).
 set -uo pipefail
 cd "$(dirname "$0")/.."
 SECONDS_TOTAL=${1:-3600}
