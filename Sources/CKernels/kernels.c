@@ -227,6 +227,42 @@ AVX2_FN static float dot_q4_1_avx2(const uint8_t *w, const atp_q8x_block *x, int
     return hsum256(acc) + offsets;
 }
 
+/// Two Q4_0 rows against one activation vector: each activation block is loaded once, and the two
+/// rows' accumulation chains run side by side. The nibbles enter vpmaddubsw unsigned (0…15, no sign
+/// adjustment) and the −8 offset comes back as −8·d_w·s_x per block (s_x = d_x·Σq_x), as Q4_1's offset does.
+AVX2_FN static void dot2_q4_0_avx2(const uint8_t *w0, const uint8_t *w1, const atp_q8x_block *x, int nb,
+                                   float *out0, float *out1) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = _mm256_setzero_ps();
+    float c0 = 0, c1 = 0;
+    const __m256i ones = _mm256_set1_epi16(1);
+    for (int b = 0; b < nb; b++, w0 += 18, w1 += 18) {
+        __m256i qx = _mm256_loadu_si256((const __m256i *)x[b].q);
+        __m256 p0 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles32(w0 + 2), qx), ones));
+        __m256 p1 = _mm256_cvtepi32_ps(_mm256_madd_epi16(_mm256_maddubs_epi16(nibbles32(w1 + 2), qx), ones));
+        float d0 = _cvtsh_ss(load_u16(w0)), d1 = _cvtsh_ss(load_u16(w1));
+        a0 = _mm256_fmadd_ps(_mm256_set1_ps(d0 * x[b].d), p0, a0);
+        a1 = _mm256_fmadd_ps(_mm256_set1_ps(d1 * x[b].d), p1, a1);
+        c0 += d0 * x[b].s;
+        c1 += d1 * x[b].s;
+    }
+    *out0 = hsum256(a0) - 8 * c0;
+    *out1 = hsum256(a1) - 8 * c1;
+}
+
+/// Rows `r0 ..< r1` of a Q4_0 matrix, two at a time (the loop lives here so that the pair kernel inlines).
+AVX2_FN static int gemv_q4_0_pairs_avx2(const uint8_t *base, size_t row_bytes, int r0, int r1, int nb,
+                                        const atp_q8x_block *xq, float *y, float beta) {
+    int r = r0;
+    for (; r + 1 < r1; r += 2) {
+        float v0, v1;
+        const uint8_t *row = base + (size_t)r * row_bytes;
+        dot2_q4_0_avx2(row, row + row_bytes, xq, nb, &v0, &v1);
+        y[r] = beta == 0 ? v0 : v0 + beta * y[r];
+        y[r + 1] = beta == 0 ? v1 : v1 + beta * y[r + 1];
+    }
+    return r;
+}
+
 AVX2_FN static float dot_f16_avx2(const uint8_t *w, const float *x, int n) {
     __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
     int i = 0;
@@ -281,38 +317,55 @@ AVX2_FN static float dot_f32_avx2(const uint8_t *w, const float *x, int n) {
 
 // MARK: GEMV
 
+#ifdef ATP_X86
+/// The AVX2 row loop: one loop per format inside one vector function, so that the row kernels inline.
+AVX2_FN static void gemv_rows_avx2(int format, const uint8_t *base, size_t row_bytes, int r0, int r1, int cols,
+                                   const float *x, const atp_q8x_block *xq, float *y, float beta) {
+    int nb = cols / 32;
+#define ATP_ROWS(expr)                                                        \
+    for (int r = r0; r < r1; r++) {                                           \
+        const uint8_t *row = base + (size_t)r * row_bytes;                    \
+        float v = (expr);                                                     \
+        y[r] = beta == 0 ? v : v + beta * y[r];                               \
+    }
+    switch (format) {
+    case ATP_W_Q8_0: ATP_ROWS(dot_q8_0_avx2(row, xq, nb)) break;
+    case ATP_W_Q4_0: {
+        // Two rows at a time (1.3–1.5× the one-row kernel here, 131072×896 matrices streamed from
+        // memory); for Q8_0 and Q4_1 the one-row kernels measured as fast or faster.
+        int r = gemv_q4_0_pairs_avx2(base, row_bytes, r0, r1, nb, xq, y, beta);
+        r0 = r;
+        ATP_ROWS(dot_q4_0_avx2(row, xq, nb)) break;
+    }
+    case ATP_W_Q4_1: ATP_ROWS(dot_q4_1_avx2(row, xq, nb)) break;
+    case ATP_W_F16: ATP_ROWS(dot_f16_avx2(row, x, cols)) break;
+    case ATP_W_BF16: ATP_ROWS(dot_bf16_avx2(row, x, cols)) break;
+    default: ATP_ROWS(dot_f32_avx2(row, x, cols)) break;
+    }
+#undef ATP_ROWS
+}
+#endif
+
 void atp_gemv_rows(int format, const void *w, size_t row_bytes, int r0, int r1, int cols,
                    const float *x, const atp_q8x_block *xq, float *y, float beta) {
     const uint8_t *base = (const uint8_t *)w;
-    int nb = cols / 32;
-    int avx2 = 0;
 #ifdef ATP_X86
-    avx2 = atp_kernels_level() >= ATP_LEVEL_AVX2;
+    if (atp_kernels_level() >= ATP_LEVEL_AVX2) {
+        gemv_rows_avx2(format, base, row_bytes, r0, r1, cols, x, xq, y, beta);
+        return;
+    }
 #endif
+    int nb = cols / 32;
     for (int r = r0; r < r1; r++) {
         const uint8_t *row = base + (size_t)r * row_bytes;
-        float v = 0;
-#ifdef ATP_X86
-        if (avx2) {
-            switch (format) {
-            case ATP_W_Q8_0: v = dot_q8_0_avx2(row, xq, nb); break;
-            case ATP_W_Q4_0: v = dot_q4_0_avx2(row, xq, nb); break;
-            case ATP_W_Q4_1: v = dot_q4_1_avx2(row, xq, nb); break;
-            case ATP_W_F16: v = dot_f16_avx2(row, x, cols); break;
-            case ATP_W_BF16: v = dot_bf16_avx2(row, x, cols); break;
-            default: v = dot_f32_avx2(row, x, cols); break;
-            }
-        } else
-#endif
-        {
-            switch (format) {
-            case ATP_W_Q8_0: v = dot_q8_0_scalar(row, xq, nb); break;
-            case ATP_W_Q4_0: v = dot_q4_0_scalar(row, xq, nb); break;
-            case ATP_W_Q4_1: v = dot_q4_1_scalar(row, xq, nb); break;
-            case ATP_W_F16: v = dot_f16_scalar(row, x, cols); break;
-            case ATP_W_BF16: v = dot_bf16_scalar(row, x, cols); break;
-            default: v = dot_f32_scalar(row, x, cols); break;
-            }
+        float v;
+        switch (format) {
+        case ATP_W_Q8_0: v = dot_q8_0_scalar(row, xq, nb); break;
+        case ATP_W_Q4_0: v = dot_q4_0_scalar(row, xq, nb); break;
+        case ATP_W_Q4_1: v = dot_q4_1_scalar(row, xq, nb); break;
+        case ATP_W_F16: v = dot_f16_scalar(row, x, cols); break;
+        case ATP_W_BF16: v = dot_bf16_scalar(row, x, cols); break;
+        default: v = dot_f32_scalar(row, x, cols); break;
         }
         y[r] = beta == 0 ? v : v + beta * y[r];
     }
