@@ -50,7 +50,7 @@ let package = Package(
         // (per-function target attributes), so the flags here only set the optimisation level.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3", "-ffp-contract=off"])]),
         .target(name: "Tensor", dependencies: ["COpenBLAS", "CSpin", "CKernels"], swiftSettings: optimised),
-        .target(name: "ModelIO", dependencies: ["Tensor"], swiftSettings: optimised),
+        .target(name: "ModelIO", dependencies: ["Tensor", "CKernels"], swiftSettings: optimised),
         .target(name: "SplitMix", swiftSettings: optimised),
         .target(name: "Models", dependencies: ["Tensor", "ModelIO", "SplitMix"], swiftSettings: optimised),
         .target(name: "Gate", dependencies: ["SplitMix"], swiftSettings: optimised),

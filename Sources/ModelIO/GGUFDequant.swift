@@ -1,3 +1,5 @@
+import CKernels
+
 // Dequantisation of ggml tensor data to f32, bit-exact to gguf-py's `gguf.quants.dequantize`
 // (same float32 operations in the same order: e.g. Q4_1 is `d * q + m`, K-quants compute
 // `(d * scale) * q - (dmin * min)`). Block layouts from gguf-py's `quants.py`; no FMA is used
@@ -41,20 +43,17 @@ enum GGUFDequant {
         case .f32:
             // GGUF is little-endian, as are the hosts this package targets (x86_64, arm64).
             UnsafeMutableRawPointer(dst).copyMemory(from: p, byteCount: count * 4)
-        case .f16:
-            for i in 0..<count {
-                dst[i] = half[Int(u16(p, i * 2))]
+        case .f16, .bf16, .q8_0, .q4_0, .q4_1:
+            // The resident-weight kernels' dequantisation (CKernels, also bit-exact to gguf-py),
+            // in chunks of whole blocks so that each call's element count fits its Int32.
+            let format = type.weightFormat!
+            let chunk = 1 << 20, (elems, bytes) = (format.blockElements, format.blockBytes)
+            var done = 0
+            while done < count {
+                let n = min(chunk, count - done)
+                atp_dequant_rows(format.rawValue, p + done / elems * bytes, n / elems * bytes, 0, 1, Int32(n), dst + done, n)
+                done += n
             }
-        case .bf16:
-            for i in 0..<count {
-                dst[i] = Float(bitPattern: UInt32(u16(p, i * 2)) << 16)
-            }
-        case .q8_0:
-            q8_0(p, blocks: count / 32, dst, half)
-        case .q4_0:
-            q4_0(p, blocks: count / 32, dst, half)
-        case .q4_1:
-            q4_1(p, blocks: count / 32, dst, half)
         case .q4_K:
             q4_K(p, blocks: count / 256, dst, half)
         case .q5_K:
@@ -69,51 +68,6 @@ enum GGUFDequant {
     @inline(__always)
     private static func u16(_ p: UnsafeRawPointer, _ offset: Int) -> UInt16 {
         UInt16(littleEndian: p.loadUnaligned(fromByteOffset: offset, as: UInt16.self))
-    }
-
-    // Q8_0 block (34 bytes): d f16, qs[32] int8.  x = q * d
-    private static func q8_0(_ p: UnsafeRawPointer, blocks: Int, _ dst: UnsafeMutablePointer<Float>, _ half: UnsafePointer<Float>) {
-        for b in 0..<blocks {
-            let block = p + b * 34
-            let d = half[Int(u16(block, 0))]
-            let qs = (block + 2).assumingMemoryBound(to: Int8.self)
-            let out = dst + b * 32
-            for j in 0..<32 {
-                out[j] = Float(qs[j]) * d
-            }
-        }
-    }
-
-    // Q4_0 block (18 bytes): d f16, qs[16]; element j < 16 is the low nibble of qs[j],
-    // element j + 16 the high nibble.  x = d * (q - 8)
-    private static func q4_0(_ p: UnsafeRawPointer, blocks: Int, _ dst: UnsafeMutablePointer<Float>, _ half: UnsafePointer<Float>) {
-        for b in 0..<blocks {
-            let block = p + b * 18
-            let d = half[Int(u16(block, 0))]
-            let qs = (block + 2).assumingMemoryBound(to: UInt8.self)
-            let out = dst + b * 32
-            for j in 0..<16 {
-                let byte = qs[j]
-                out[j] = d * Float(Int32(byte & 0x0F) - 8)
-                out[j + 16] = d * Float(Int32(byte >> 4) - 8)
-            }
-        }
-    }
-
-    // Q4_1 block (20 bytes): d f16, m f16, qs[16] (nibbles as Q4_0).  x = d * q + m
-    private static func q4_1(_ p: UnsafeRawPointer, blocks: Int, _ dst: UnsafeMutablePointer<Float>, _ half: UnsafePointer<Float>) {
-        for b in 0..<blocks {
-            let block = p + b * 20
-            let d = half[Int(u16(block, 0))]
-            let m = half[Int(u16(block, 2))]
-            let qs = (block + 4).assumingMemoryBound(to: UInt8.self)
-            let out = dst + b * 32
-            for j in 0..<16 {
-                let byte = qs[j]
-                out[j] = d * Float(byte & 0x0F) + m
-                out[j + 16] = d * Float(byte >> 4) + m
-            }
-        }
     }
 
     /// Unpacks the 8 six-bit scales and mins of a Q4_K/Q5_K block from its 12 `scales` bytes:

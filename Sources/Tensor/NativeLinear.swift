@@ -59,18 +59,18 @@ let nativePanelFloats = 1 << 20
 public func nativeGEMV(_ w: WeightMatrix, x: UnsafePointer<Float>, into y: UnsafeMutablePointer<Float>, beta: Float = 0) {
     let cols = w.cols
     let needsQ8 = w.segments.contains { $0.format.isBlockQuantised }
-    let blocks = needsQ8 ? cols / 32 : 0
-    let xq = UnsafeMutablePointer<atp_q8x_block>.allocate(capacity: max(1, blocks))
-    defer { xq.deallocate() }
-    if needsQ8 { atp_quantize_q8x(x, Int32(cols), xq) }
-    let ys = UncheckedSendable(y), xqs = UncheckedSendable(UnsafePointer(xq)), xs = UncheckedSendable(x)
-    let segments = w.segments
-    Parallel.forEachChunk(w.rows, minChunk: 64, hot: true) { range in
-        for s in segments {
-            let lo = max(range.lowerBound, s.firstRow), hi = min(range.upperBound, s.firstRow + s.rows)
-            guard lo < hi else { continue }
-            atp_gemv_rows(s.format.rawValue, s.data, s.rowBytes, Int32(lo - s.firstRow), Int32(hi - s.firstRow), Int32(cols),
-                          xs.value, xqs.value, ys.value + s.firstRow, beta)
+    // The quantised activations live on the stack (a few KiB): no allocation per projection.
+    withUnsafeTemporaryAllocation(of: atp_q8x_block.self, capacity: needsQ8 ? cols / 32 : 1) { xq in
+        if needsQ8 { atp_quantize_q8x(x, Int32(cols), xq.baseAddress!) }
+        let ys = UncheckedSendable(y), xqs = UncheckedSendable(UnsafePointer(xq.baseAddress!)), xs = UncheckedSendable(x)
+        let segments = w.segments
+        Parallel.forEachChunk(w.rows, minChunk: 64, hot: true) { range in
+            for s in segments {
+                let lo = max(range.lowerBound, s.firstRow), hi = min(range.upperBound, s.firstRow + s.rows)
+                guard lo < hi else { continue }
+                atp_gemv_rows(s.format.rawValue, s.data, s.rowBytes, Int32(lo - s.firstRow), Int32(hi - s.firstRow), Int32(cols),
+                              xs.value, xqs.value, ys.value + s.firstRow, beta)
+            }
         }
     }
 }
